@@ -57,3 +57,8 @@ pub use mac::{Mac, MacAlgorithm};
 pub use nts::{NtsAuthenticator, NtsCookie, NtsCookiePlaceholder, NtsUniqueIdentifier};
 pub use packet::{NtpPacket, PacketBuilder};
 pub use time::{Log2Seconds, NtpDuration, NtpShort, NtpTimestamp, UnixTime};
+
+/// The workspace README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

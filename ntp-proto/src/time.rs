@@ -652,7 +652,8 @@ mod tests {
     #[cfg(feature = "std")]
     #[test]
     fn system_time_round_trip() {
-        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        use core::time::Duration;
+        use std::time::{SystemTime, UNIX_EPOCH};
         let now = UNIX_EPOCH + Duration::new(1_763_776_000, 123_456_789);
         let ts = NtpTimestamp::from_system_time(now);
         assert_eq!(ts.to_system_time(now), now);

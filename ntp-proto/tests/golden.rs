@@ -13,7 +13,7 @@ fn vector(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/vectors")
         .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).expect("golden vector file is readable");
     let hex: String = text
         .lines()
         .filter(|line| !line.starts_with('#'))

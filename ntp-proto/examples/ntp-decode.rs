@@ -1,0 +1,199 @@
+//! Decodes NTP packets given as hex (files, or `-` for standard input) and prints every
+//! field, with the verdict a client would reach on a response.
+//!
+//! ```text
+//! cargo run -p tempora-ntp-proto --example ntp-decode                 # the golden vectors
+//! cargo run -p tempora-ntp-proto --example ntp-decode -- FILE.hex ... # your own captures
+//! echo 2300...f0 | cargo run -p tempora-ntp-proto --example ntp-decode -- -
+//! ```
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tempora_ntp_proto::{
+    AssociationMode, NtpPacket, NtpTimestamp, ReferenceIdKind, UnixTime, check_response,
+};
+
+fn main() -> ExitCode {
+    let mut inputs: Vec<String> = std::env::args().skip(1).collect();
+    if inputs.is_empty() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "hex"))
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        inputs = files;
+    }
+    let mut failed = false;
+    for input in &inputs {
+        let text = if input == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map(|_| s)
+        } else {
+            std::fs::read_to_string(input)
+        };
+        let bytes = match text.map_err(|e| e.to_string()).and_then(|t| decode_hex(&t)) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                eprintln!("{input}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        let name = input.rsplit('/').next().unwrap_or(input);
+        println!("{name} ({} bytes)", bytes.len());
+        match NtpPacket::parse(&bytes) {
+            Ok(packet) => print_packet(&packet),
+            Err(e) => {
+                println!("  not a valid NTP time packet: {e}");
+                failed = true;
+            }
+        }
+        println!();
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Hex digits, ignoring white space and `#` comment lines.
+fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split_whitespace())
+        .collect();
+    if digits.len() % 2 != 0 {
+        return Err(format!("odd number of hex digits ({})", digits.len()));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16)
+                .map_err(|_| format!("not hex at digit {i}: {:?}", &digits[i..i + 2]))
+        })
+        .collect()
+}
+
+fn print_packet(packet: &NtpPacket<'_>) {
+    let h = &packet.header;
+    let pivot = UnixTime::from(std::time::SystemTime::now());
+    println!("  leap          {:?}", h.leap);
+    println!("  version       {:?}", h.version);
+    println!("  mode          {:?}", h.mode);
+    let is_request = matches!(h.mode, AssociationMode::Client);
+    let class = match h.stratum.0 {
+        0 if is_request => "unspecified",
+        0 => "kiss-o'-death / unspecified",
+        1 => "primary",
+        2..=15 => "secondary",
+        16 => "unsynchronised",
+        _ => "reserved",
+    };
+    println!("  stratum       {} ({class})", h.stratum.0);
+    println!(
+        "  poll          {} ({} s)",
+        h.poll.0,
+        h.poll.to_seconds_f64()
+    );
+    println!(
+        "  precision     {} ({:.3e} s)",
+        h.precision.0,
+        h.precision.to_seconds_f64()
+    );
+    println!("  root delay    {:.6} s", h.root_delay.to_seconds_f64());
+    println!(
+        "  root disp.    {:.6} s",
+        h.root_dispersion.to_seconds_f64()
+    );
+    let refid = match h.reference_id.interpret(h.stratum) {
+        _ if h.reference_id.0 == [0; 4] => "none".to_string(),
+        ReferenceIdKind::Kiss(code) => format!("kiss code {:?}", code),
+        ReferenceIdKind::ReferenceClock(name) => {
+            format!(
+                "reference clock {:?}",
+                String::from_utf8_lossy(&name).trim_end_matches('\0')
+            )
+        }
+        ReferenceIdKind::Upstream(id) => format!("upstream {} (or an IPv6 hash)", id.to_ipv4()),
+        ReferenceIdKind::Unspecified(id) => format!("{:02x?}", id.0),
+    };
+    println!("  reference id  {refid}");
+    for (label, ts) in [
+        ("reference", h.reference_timestamp),
+        ("origin", h.origin_timestamp),
+        ("receive", h.receive_timestamp),
+        ("transmit", h.transmit_timestamp),
+    ] {
+        println!("  {label:<13} {}", format_timestamp(ts, pivot));
+    }
+    let fields: Vec<_> = packet.extension_fields.into_iter().collect();
+    if fields.is_empty() {
+        println!("  ext. fields   none");
+    }
+    for field in fields {
+        println!(
+            "  ext. field    {:?}, {} value bytes",
+            field.field_type,
+            field.value.len()
+        );
+    }
+    match packet.mac {
+        None => println!("  MAC           none"),
+        Some(mac) if mac.is_crypto_nak() => println!("  MAC           crypto-NAK"),
+        Some(mac) => println!(
+            "  MAC           key {}, {}-byte digest",
+            mac.key_id,
+            mac.digest.len()
+        ),
+    }
+    if h.mode == AssociationMode::Server {
+        let verdict = match check_response(h, h.origin_timestamp, None) {
+            Ok(()) => "usable".to_string(),
+            Err(rejection) => format!("not usable: {rejection}"),
+        };
+        println!("  as a response {verdict}");
+    }
+}
+
+/// An NTP timestamp as UTC, in the era nearest to now.
+fn format_timestamp(ts: NtpTimestamp, pivot: UnixTime) -> String {
+    if ts.is_zero() {
+        return "0 (unknown)".into();
+    }
+    let t = ts.to_unix(pivot);
+    let days = t.seconds().div_euclid(86_400);
+    let secs = t.seconds().rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z  ({:#018x})",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        t.nanos(),
+        ts.to_bits()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
