@@ -5,6 +5,7 @@
 //! after checking every length; write them with [`crate::PacketBuilder`].
 
 use crate::Error;
+use crate::error::output_prefix;
 
 /// Length of an extension field's type and length words.
 pub const EXTENSION_FIELD_HEADER_LEN: usize = 4;
@@ -127,11 +128,7 @@ pub(crate) fn write_field(
         return Err(Error::ExtensionFieldTooLong { len: value_len });
     }
     let len = padded_field_len(value_len, min_len);
-    let available = buffer.len();
-    let out = buffer.get_mut(..len).ok_or(Error::BufferTooSmall {
-        needed: len,
-        available,
-    })?;
+    let out = output_prefix(buffer, len)?;
     let (head, body) = out.split_at_mut(EXTENSION_FIELD_HEADER_LEN);
     head[..2].copy_from_slice(&field_type.to_u16().to_be_bytes());
     // `len` fits: value_len <= MAX_EXTENSION_VALUE_LEN keeps it at most 65535 (or min_len).

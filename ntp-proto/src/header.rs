@@ -6,6 +6,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 use md5::{Digest, Md5};
 
 use crate::Error;
+use crate::error::output_prefix;
 use crate::kiss::KissCode;
 use crate::time::{Log2Seconds, NtpShort, NtpTimestamp};
 
@@ -569,11 +570,7 @@ impl NtpHeader {
 
     /// Writes the header to the start of a byte slice; returns the bytes written (48).
     pub fn emit_bytes(&self, buffer: &mut [u8]) -> Result<usize, Error> {
-        let available = buffer.len();
-        let head = buffer.get_mut(..HEADER_LEN).ok_or(Error::BufferTooSmall {
-            needed: HEADER_LEN,
-            available,
-        })?;
+        let head = output_prefix(buffer, HEADER_LEN)?;
         self.emit(&mut HeaderView::new_unchecked(head));
         Ok(HEADER_LEN)
     }

@@ -6,6 +6,7 @@
 //! AES-128-CMAC (RFC 8573), compared in constant time.
 
 use crate::Error;
+use crate::error::output_prefix;
 
 /// Length of the key ID.
 pub const KEY_ID_LEN: usize = 4;
@@ -104,11 +105,7 @@ impl<'a> Mac<'a> {
     /// Writes the trailer to the start of `buffer`; returns its length.
     pub fn emit(&self, buffer: &mut [u8]) -> Result<usize, Error> {
         let len = self.buffer_len();
-        let available = buffer.len();
-        let out = buffer.get_mut(..len).ok_or(Error::BufferTooSmall {
-            needed: len,
-            available,
-        })?;
+        let out = output_prefix(buffer, len)?;
         let (id, digest) = out.split_at_mut(KEY_ID_LEN);
         id.copy_from_slice(&self.key_id.to_be_bytes());
         digest.copy_from_slice(self.digest);
@@ -170,11 +167,7 @@ impl<'k> MacKey<'k> {
         use md5::Digest as _;
 
         let len = self.algorithm.digest_len();
-        let available = out.len();
-        let out = out.get_mut(..len).ok_or(Error::BufferTooSmall {
-            needed: len,
-            available,
-        })?;
+        let out = output_prefix(out, len)?;
         match self.algorithm {
             MacAlgorithm::Md5 => out.copy_from_slice(
                 &md5::Md5::new()

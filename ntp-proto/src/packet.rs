@@ -3,6 +3,7 @@
 //! a response, never growing past the request's length.
 
 use crate::Error;
+use crate::error::output_prefix;
 use crate::extension::{
     ExtensionField, ExtensionFieldType, ExtensionFields, MIN_EXTENSION_FIELD_LEN,
     MIN_LAST_EXTENSION_FIELD_LEN, padded_field_len, read_field_header, write_field,
@@ -50,10 +51,7 @@ impl<'a> NtpPacket<'a> {
     /// Writes the packet exactly as it was read; returns its length.
     pub fn emit(&self, buffer: &mut [u8]) -> Result<usize, Error> {
         let needed = self.buffer_len();
-        let available = buffer.len();
-        let out = buffer
-            .get_mut(..needed)
-            .ok_or(Error::BufferTooSmall { needed, available })?;
+        let out = output_prefix(buffer, needed)?;
         let (head, rest) = out.split_at_mut(HEADER_LEN);
         self.header.emit(&mut HeaderView::new_unchecked(head));
         let fields = self.extension_fields.as_bytes();

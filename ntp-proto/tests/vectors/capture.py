@@ -12,6 +12,7 @@ Rerunning rewrites the files with fresh timestamps; the tests check structure an
 time values, so they pass with any capture.
 """
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -117,9 +118,26 @@ def wait_for_udp_port(port, deadline=10.0):
     raise SystemExit(f"nothing listens on UDP port {port}")
 
 
+@contextlib.contextmanager
+def running(cmd, port):
+    """Starts a server under test, waits until it listens on `port`, stops it afterwards."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_udp_port(port)
+        time.sleep(1.0)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def plain_request():
+    return struct.pack("!BBbbII4sQQQQ", 0x23, 0, 6, -20, 0, 0, b"\0\0\0\0", 0, 0, 0, ntp_now())
+
+
 def md5_request():
     """A client request made here, with key 1 (MD5) appended as chrony and ntpd do."""
-    header = struct.pack("!BBbbII4sQQQQ", 0x23, 0, 6, -20, 0, 0, b"\0\0\0\0", 0, 0, 0, ntp_now())
+    header = plain_request()
     digest = hashlib.md5(KEYS[1][1] + header).digest()
     return header + struct.pack("!I", 1) + digest
 
@@ -161,13 +179,8 @@ cmdport 0
 keyfile {keyfile}
 pidfile {tmp}/server.pid
 """)
-    proc = subprocess.Popen(NOPRIV + [CHRONYD, "-d", "-f", conf, *common],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_udp_port(11124)
-        time.sleep(1.0)
-        plain = struct.pack("!BBbbII4sQQQQ", 0x23, 0, 6, -20, 0, 0, b"\0\0\0\0", 0, 0, 0, ntp_now())
-        response = query(11124, plain)[0]
+    with running(NOPRIV + [CHRONYD, "-d", "-f", conf, *common], 11124):
+        response = query(11124, plain_request())[0]
         write_vector("chrony-4.3-server-response.hex", response,
                      """chronyd 4.3 as a server ('local stratum 1', -x, no CAP_SYS_TIME) on
                      127.0.0.1:11124, answering a plain NTPv4 client request.""")
@@ -176,9 +189,6 @@ pidfile {tmp}/server.pid
                      f"""chronyd 4.3 as a server ('local stratum 1', -x, no CAP_SYS_TIME) on
                      127.0.0.1:11124, answering a client request carrying key 1 (MD5,
                      HEX:{KEYS[1][1].hex().upper()}); the answer carries the same key.""")
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 def capture_ntpsec(tmp):
@@ -200,13 +210,8 @@ discard average 3 minimum 2
 disable kernel
 disable ntp
 """)
-    proc = subprocess.Popen(NOPRIV + [NTPD, "-n", "-c", conf, "-l", os.path.join(tmp, "ntpd.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_udp_port(123)
-        time.sleep(1.0)
-        plain = struct.pack("!BBbbII4sQQQQ", 0x23, 0, 6, -20, 0, 0, b"\0\0\0\0", 0, 0, 0, ntp_now())
-        response = query(123, plain)[0]
+    with running(NOPRIV + [NTPD, "-n", "-c", conf, "-l", os.path.join(tmp, "ntpd.log")], 123):
+        response = query(123, plain_request())[0]
         write_vector("ntpsec-1.2.2-ntpd-response-unsync.hex", response,
                      """ntpsec 1.2.2's ntpd as a server with no source (unsynchronised), no
                      CAP_SYS_TIME, 'disable kernel', 'disable ntp', listening on 127.0.0.1:123,
@@ -214,8 +219,7 @@ disable ntp
         kod = None
         # Unsynchronised, ntpd answers with stratum 0 and refid INIT; the KoD has RATE.
         for _ in range(50):
-            request = struct.pack("!BBbbII4sQQQQ", 0x23, 0, 6, -20, 0, 0, b"\0\0\0\0", 0, 0, 0, ntp_now())
-            answer = query(123, request, timeout=0.5)[0]
+            answer = query(123, plain_request(), timeout=0.5)[0]
             if answer and answer[1] == 0 and answer[12:16] == b"RATE":
                 kod = answer
                 break
@@ -225,9 +229,6 @@ disable ntp
                      """ntpsec 1.2.2's ntpd ('restrict default kod limited', 'discard average 3
                      minimum 2') answering a burst of client requests from one address on
                      127.0.0.1:123 with a kiss-o'-death.""")
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 def main():
