@@ -1,0 +1,504 @@
+//! The default discipline: set the frequency the estimator measured, and remove the offset
+//! with a temporary frequency offset that ends by itself.
+//!
+//! Correcting the phase through the frequency (as chrony does) rather than with the
+//! kernel's own slew keeps every change to the clock exactly known, so the filters can
+//! carry their samples across it ([`crate::ClockAction::correction`]).
+
+use tempora_clock_filter::LocalInstant;
+
+use crate::action::{ActionList, ClockAction, SyncStatus};
+use crate::policy::{DisciplineError, StepGate, StepPolicy, Verdict};
+
+/// Settings of a [`Discipline`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct DisciplineConfig {
+    /// Step, slew and panic policy.
+    pub step: StepPolicy,
+    /// The largest frequency correction, ppm (the kernel's limit is 500).
+    pub max_frequency_ppm: f64,
+    /// The fastest slew, ppm, on top of the frequency correction.
+    pub max_slew_ppm: f64,
+    /// The shortest time over which an offset is removed, seconds.
+    pub min_correction_time: f64,
+    /// The share of the interval between updates over which an offset is removed: 0.5
+    /// removes it by half-way to the next update.
+    pub correction_ratio: f64,
+}
+
+impl Default for DisciplineConfig {
+    fn default() -> Self {
+        Self {
+            step: StepPolicy::default(),
+            max_frequency_ppm: 500.0,
+            max_slew_ppm: 500.0,
+            min_correction_time: 1.0,
+            correction_ratio: 0.5,
+        }
+    }
+}
+
+/// One update: the combined estimate of the selected sources.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct DisciplineInput {
+    /// Offset of the true time from the local clock at `now`, seconds.
+    pub offset: f64,
+    /// Its standard error.
+    pub offset_error: f64,
+    /// Residual frequency error measured against the frequency now set (seconds per
+    /// second: the offset grows at this rate), and its standard error.
+    pub frequency: Option<(f64, f64)>,
+    /// Root distance of the estimate (maximum error), seconds.
+    pub root_distance: f64,
+}
+
+/// The frequency state worth keeping across restarts (a drift file), so a restart skips
+/// the frequency-measuring phase.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct FrequencyState {
+    /// The frequency correction, ppm.
+    pub ppm: f64,
+    /// Its standard error, ppm.
+    pub error_ppm: f64,
+}
+
+/// The default discipline.
+#[derive(Clone, Debug)]
+pub struct Discipline {
+    config: DisciplineConfig,
+    gate: StepGate,
+    /// The frequency correction that keeps the clock on time, ppm.
+    base_ppm: f64,
+    base_error_ppm: f64,
+    /// The frequency now set: base plus the phase-correction rate.
+    set_ppm: f64,
+    correction_end: Option<LocalInstant>,
+    last_update: Option<LocalInstant>,
+    synchronized: bool,
+}
+
+impl Discipline {
+    /// A discipline that starts from a frequency correction of zero (or from the clock's
+    /// current one: pass it to [`Self::with_frequency`]).
+    pub fn new(config: DisciplineConfig) -> Self {
+        Self {
+            config,
+            gate: StepGate::default(),
+            base_ppm: 0.0,
+            base_error_ppm: config.max_frequency_ppm,
+            set_ppm: 0.0,
+            correction_end: None,
+            last_update: None,
+            synchronized: false,
+        }
+    }
+
+    /// Starts from a known frequency (a drift file, or the kernel's current value). The
+    /// returned action sets it.
+    pub fn with_frequency(config: DisciplineConfig, state: FrequencyState) -> (Self, ClockAction) {
+        let mut discipline = Self::new(config);
+        let ppm = if state.ppm.is_finite() {
+            state
+                .ppm
+                .clamp(-config.max_frequency_ppm, config.max_frequency_ppm)
+        } else {
+            0.0
+        };
+        discipline.base_ppm = ppm;
+        discipline.base_error_ppm = if state.error_ppm.is_finite() {
+            state.error_ppm.abs()
+        } else {
+            config.max_frequency_ppm
+        };
+        discipline.set_ppm = ppm;
+        (discipline, ClockAction::SetFrequency { ppm })
+    }
+
+    /// The frequency state to save.
+    pub fn frequency_state(&self) -> FrequencyState {
+        FrequencyState {
+            ppm: self.base_ppm,
+            error_ppm: self.base_error_ppm,
+        }
+    }
+
+    /// The frequency correction set now, ppm.
+    pub fn frequency_ppm(&self) -> f64 {
+        self.set_ppm
+    }
+
+    /// Whether the last update left the clock synchronised.
+    pub fn is_synchronized(&self) -> bool {
+        self.synchronized
+    }
+
+    /// Whether a panic made the discipline observe-only.
+    pub fn is_observe_only(&self) -> bool {
+        self.gate.observe_only
+    }
+
+    /// When [`Self::handle_timeout`] wants to be called: the end of the current offset
+    /// correction.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<LocalInstant> {
+        self.correction_end
+    }
+
+    /// Ends an offset correction that is due: sets the frequency back to the base.
+    pub fn handle_timeout(&mut self, now: LocalInstant) -> ActionList {
+        let mut actions = ActionList::new();
+        if self.correction_end.is_some_and(|end| now >= end) {
+            self.correction_end = None;
+            self.set_ppm = self.base_ppm;
+            actions.push(ClockAction::SetFrequency { ppm: self.set_ppm });
+        }
+        actions
+    }
+
+    /// Marks the clock unsynchronised (all sources lost); returns the status action.
+    pub fn lost_sources(&mut self, max_error: f64) -> ActionList {
+        self.synchronized = false;
+        let mut actions = ActionList::new();
+        actions.push(ClockAction::SetStatus(SyncStatus {
+            synchronized: false,
+            max_error,
+            est_error: max_error,
+        }));
+        actions
+    }
+
+    /// Takes an update at `now` and returns what to do to the clock.
+    pub fn update(
+        &mut self,
+        input: &DisciplineInput,
+        now: LocalInstant,
+    ) -> Result<ActionList, DisciplineError> {
+        for (field, value) in [
+            ("offset", input.offset),
+            ("offset_error", input.offset_error),
+            ("root_distance", input.root_distance),
+        ] {
+            if !value.is_finite() {
+                return Err(DisciplineError::NotFinite { field });
+            }
+        }
+        if let Some((f, e)) = input.frequency {
+            if !f.is_finite() || !e.is_finite() {
+                return Err(DisciplineError::NotFinite { field: "frequency" });
+            }
+        }
+        if let Some(last) = self.last_update {
+            if now < last {
+                return Err(DisciplineError::TimeWentBackwards {
+                    seconds: last.seconds_since(now),
+                });
+            }
+        }
+        let max_slew = self.config.max_slew_ppm * 1e-6;
+        let verdict = self.gate.judge(&self.config.step, input.offset, max_slew)?;
+        let interval = self
+            .last_update
+            .map_or(self.config.min_correction_time, |last| {
+                now.seconds_since(last)
+            });
+        self.last_update = Some(now);
+
+        // The frequency the estimator measured: the residual is against the frequency set
+        // now, which includes any offset-correction rate still running.
+        if let Some((residual, error)) = input.frequency {
+            self.base_ppm = (self.set_ppm + residual * 1e6).clamp(
+                -self.config.max_frequency_ppm,
+                self.config.max_frequency_ppm,
+            );
+            self.base_error_ppm = error * 1e6;
+        }
+
+        let mut actions = ActionList::new();
+        match verdict {
+            Verdict::Step => {
+                actions.push(ClockAction::Step {
+                    offset: input.offset,
+                });
+                self.correction_end = None;
+                self.set_ppm = self.base_ppm;
+            }
+            Verdict::Slew => {
+                let time = (interval * self.config.correction_ratio)
+                    .max(self.config.min_correction_time)
+                    .max(input.offset.abs() / max_slew);
+                let rate_ppm = input.offset / time * 1e6;
+                self.set_ppm = self.base_ppm + rate_ppm;
+                self.correction_end = Some(now.add_seconds(time));
+            }
+        }
+        actions.push(ClockAction::SetFrequency { ppm: self.set_ppm });
+        self.synchronized = true;
+        actions.push(ClockAction::SetStatus(SyncStatus {
+            synchronized: true,
+            max_error: input.root_distance + input.offset.abs(),
+            est_error: input.offset_error,
+        }));
+        Ok(actions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::SteeredClock;
+    use core::convert::Infallible;
+    use proptest::prelude::*;
+    use tempora_clock_filter::{
+        Candidate, CandidateVerdict, Leap, Measurement, RegressionConfig, RegressionFilter,
+        SelectionConfig, select,
+    };
+
+    /// A small deterministic clock: frequency error, a frequency correction, steps.
+    /// True time runs in `true_ns`; the clock reads `offset` ahead of it.
+    struct ModelClock {
+        true_ns: i64,
+        offset: f64,
+        error_ppm: f64,
+        correction_ppm: f64,
+    }
+
+    impl ModelClock {
+        fn advance_ns(&mut self, nanos: i64) {
+            self.true_ns += nanos;
+            self.offset += (self.error_ppm + self.correction_ppm) * 1e-6 * nanos as f64 * 1e-9;
+        }
+    }
+
+    impl SteeredClock for ModelClock {
+        type Error = Infallible;
+        fn now(&self) -> Result<i128, Infallible> {
+            Ok(i128::from(self.true_ns) + (self.offset * 1e9) as i128)
+        }
+        fn step(&mut self, offset: f64) -> Result<(), Infallible> {
+            self.offset += offset;
+            Ok(())
+        }
+        fn set_frequency(&mut self, ppm: f64) -> Result<(), Infallible> {
+            self.correction_ppm = ppm;
+            Ok(())
+        }
+        fn frequency(&self) -> Result<f64, Infallible> {
+            Ok(self.correction_ppm)
+        }
+        fn slew(&mut self, offset: f64) -> Result<(), Infallible> {
+            self.offset += offset;
+            Ok(())
+        }
+        fn set_leap(&mut self, _: crate::LeapAction) -> Result<(), Infallible> {
+            Ok(())
+        }
+        fn set_status(&mut self, _: SyncStatus) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn uniform(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// Closed loop: measurement (with noise) -> regression -> selection -> discipline ->
+    /// clock, polling every `poll` seconds. Returns the clock's offsets from the truth.
+    fn closed_loop(error_ppm: f64, noise: f64, initial: f64, poll: f64, steps: usize) -> Vec<f64> {
+        let mut clock = ModelClock {
+            true_ns: 0,
+            offset: initial,
+            error_ppm,
+            correction_ppm: 0.0,
+        };
+        let mut filter = RegressionFilter::new(RegressionConfig::default());
+        let mut discipline = Discipline::new(DisciplineConfig::default());
+        let mut rng = Lcg(42);
+        let mut errors = Vec::new();
+        for _ in 0..steps {
+            // Run to the next poll, ending offset corrections on time.
+            let mut left = (poll * 1e9) as i64;
+            loop {
+                let now = LocalInstant(clock.true_ns);
+                match discipline
+                    .poll_timeout()
+                    .map(|end| (end.as_nanos() - now.as_nanos()).max(0))
+                {
+                    Some(due) if due < left => {
+                        clock.advance_ns(due);
+                        left -= due;
+                        let now = LocalInstant(clock.true_ns);
+                        for action in &discipline.handle_timeout(now) {
+                            if let Some(c) = action.correction(clock.correction_ppm, now) {
+                                filter.apply_correction(c);
+                            }
+                            clock.apply(action).unwrap();
+                        }
+                    }
+                    _ => {
+                        clock.advance_ns(left);
+                        break;
+                    }
+                }
+            }
+            let now = LocalInstant(clock.true_ns);
+            let measured = -clock.offset + (rng.uniform() - 0.5) * 2.0 * noise;
+            let estimate = filter
+                .update(&Measurement {
+                    offset: measured,
+                    delay: 0.001,
+                    dispersion: 1e-6,
+                    root_delay: 0.0,
+                    root_dispersion: 0.0,
+                    stratum: 1,
+                    leap: Leap::None,
+                    time: now,
+                })
+                .unwrap();
+            let candidates = [Candidate::from_estimate(&estimate)];
+            let mut verdicts = [CandidateVerdict::None];
+            let system = select(
+                &candidates,
+                &mut verdicts,
+                None,
+                &SelectionConfig::default(),
+                now,
+            )
+            .unwrap();
+            let input = DisciplineInput {
+                offset: estimate.offset_at(now),
+                offset_error: estimate.offset_error,
+                frequency: system.frequency,
+                root_distance: candidates[0].root_distance(now),
+            };
+            if let Ok(actions) = discipline.update(&input, now) {
+                for action in &actions {
+                    let before = clock.correction_ppm;
+                    if let Some(c) = action.correction(before, now) {
+                        filter.apply_correction(c);
+                    }
+                    clock.apply(action).unwrap();
+                }
+            }
+            errors.push(clock.offset);
+        }
+        errors
+    }
+
+    fn rms(values: &[f64]) -> f64 {
+        (values.iter().map(|v| v * v).sum::<f64>() / values.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn converges_with_100_ppm_error_and_1_ms_noise() {
+        let errors = closed_loop(100.0, 1e-3, 0.05, 16.0, 400);
+        let settled = &errors[100..];
+        let worst = settled.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+        assert!(rms(settled) < 0.5e-3, "rms {:e}", rms(settled));
+        assert!(worst < 2e-3, "max {worst:e}");
+    }
+
+    #[test]
+    fn large_initial_offset_is_stepped_at_once() {
+        let errors = closed_loop(10.0, 1e-4, 100.0, 16.0, 3);
+        assert!(errors[0].abs() < 0.01, "{errors:?}");
+    }
+
+    #[test]
+    fn drift_state_round_trips_and_sets_frequency() {
+        let (discipline, action) = Discipline::with_frequency(
+            DisciplineConfig::default(),
+            FrequencyState {
+                ppm: -12.5,
+                error_ppm: 0.1,
+            },
+        );
+        assert_eq!(action, ClockAction::SetFrequency { ppm: -12.5 });
+        assert_eq!(
+            discipline.frequency_state(),
+            FrequencyState {
+                ppm: -12.5,
+                error_ppm: 0.1
+            }
+        );
+        let (discipline, _) = Discipline::with_frequency(
+            DisciplineConfig::default(),
+            FrequencyState {
+                ppm: f64::NAN,
+                error_ppm: 0.1,
+            },
+        );
+        assert_eq!(discipline.frequency_ppm(), 0.0);
+        let (discipline, _) = Discipline::with_frequency(
+            DisciplineConfig::default(),
+            FrequencyState {
+                ppm: 9000.0,
+                error_ppm: 0.1,
+            },
+        );
+        assert_eq!(discipline.frequency_ppm(), 500.0);
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        let mut d = Discipline::new(DisciplineConfig::default());
+        let good = DisciplineInput {
+            offset: 0.001,
+            offset_error: 1e-5,
+            frequency: None,
+            root_distance: 0.01,
+        };
+        d.update(&good, LocalInstant(10)).unwrap();
+        let nan = DisciplineInput {
+            offset: f64::NAN,
+            ..good
+        };
+        assert_eq!(
+            d.update(&nan, LocalInstant(11)),
+            Err(DisciplineError::NotFinite { field: "offset" })
+        );
+        assert!(matches!(
+            d.update(&good, LocalInstant(5)),
+            Err(DisciplineError::TimeWentBackwards { .. })
+        ));
+    }
+
+    proptest! {
+        /// No finite input gives a NaN or infinite action, and the frequency never leaves
+        /// its clamp (base within max_frequency, plus at most max_slew).
+        #[test]
+        fn frequency_stays_clamped(
+            updates in proptest::collection::vec((-1e4f64..1e4, -1.0f64..1.0, 0.0f64..1e3), 1..50)
+        ) {
+            let mut d = Discipline::new(DisciplineConfig::default());
+            let mut t = 0.0;
+            for (offset, freq, dt) in updates {
+                t += dt;
+                let now = LocalInstant::from_seconds_f64(t);
+                let input = DisciplineInput { offset, offset_error: 1e-6, frequency: Some((freq, 1e-9)), root_distance: 0.01 };
+                if let Ok(actions) = d.update(&input, now) {
+                    for action in &actions {
+                        match *action {
+                            ClockAction::SetFrequency { ppm } => {
+                                prop_assert!(ppm.is_finite());
+                                prop_assert!(ppm.abs() <= 1000.0 + 1e-9, "{}", ppm);
+                            }
+                            ClockAction::Step { offset } => prop_assert!(offset.is_finite()),
+                            _ => {}
+                        }
+                    }
+                }
+                prop_assert!(d.frequency_state().ppm.abs() <= 500.0);
+            }
+        }
+    }
+}

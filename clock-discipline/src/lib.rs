@@ -1,0 +1,36 @@
+//! Turning estimates into clock actions: when to step, how to slew, what frequency to set.
+//!
+//! Sans-IO and `no_std`: every entry point takes `now` (a [`LocalInstant`] on a monotonic
+//! timescale) and returns [`ClockAction`]s. The clock that carries them out implements
+//! [`SteeredClock`]: `tempora-sys-clock` for the kernel's clocks, the simulator for its
+//! simulated ones.
+//!
+//! - [`Discipline`]: the default. Fed the system estimate of the regression filters, it
+//!   sets the frequency the regression measured and removes the offset by a temporary
+//!   frequency offset, within a slew rate limit, stepping as [`StepPolicy`] allows.
+//! - [`RfcDiscipline`]: the PLL/FLL hybrid of RFC 5905 section 11.3 and appendix A.5.5.6,
+//!   kept as the reference.
+//! - [`PiServo`]: the proportional-integral servo of linuxptp, for PTP.
+//! - [`LeapScheduler`]: arms the kernel's leap flag on the right day.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(
+    clippy::std_instead_of_core,
+    clippy::alloc_instead_of_core,
+    clippy::std_instead_of_alloc
+)]
+
+mod action;
+mod discipline;
+mod leap;
+mod policy;
+mod rfc;
+mod servo;
+
+pub use action::{ActionList, ClockAction, LeapAction, SteeredClock, SyncStatus};
+pub use discipline::{Discipline, DisciplineConfig, DisciplineInput, FrequencyState};
+pub use leap::{LeapConfig, LeapScheduler};
+pub use policy::{DisciplineError, PanicPolicy, StepMode, StepPolicy};
+pub use rfc::{RfcConfig, RfcDiscipline, RfcState};
+pub use servo::{PiServo, PiServoConfig, ServoOutput, ServoState};
+pub use tempora_clock_filter::{ClockCorrection, Leap, LocalInstant};
