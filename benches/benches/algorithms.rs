@@ -10,8 +10,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tempora_clock_discipline::{
-    Discipline, DisciplineConfig, DisciplineInput, PiServo, PiServoConfig, RfcConfig,
-    RfcDiscipline,
+    Discipline, DisciplineConfig, DisciplineInput, PiServo, PiServoConfig, RfcConfig, RfcDiscipline,
 };
 use tempora_clock_filter::{
     Candidate, CandidateVerdict, ClockFilter, Leap, LocalInstant, Measurement, RegressionConfig,
