@@ -56,9 +56,9 @@ pub use types::{
 
 #[cfg(feature = "bytes")]
 impl PtpMessage<'_> {
-    /// Appends the message to a `bytes::BufMut`, with messageLength set.
+    /// Appends the message to a `bytes::BufMut`, with messageLength set. Messages of up to
+    /// 1500 bytes (an Ethernet MTU) are written; longer ones are [`Error::MessageTooLong`].
     pub fn emit_buf<B: bytes::BufMut>(&self, buf: &mut B) -> Result<(), Error> {
-        // The largest message fits 16 bits; emit in chunks of a stack buffer.
         let len = self.buffer_len();
         if buf.remaining_mut() < len {
             return Err(Error::BufferTooSmall {
@@ -73,5 +73,27 @@ impl PtpMessage<'_> {
         self.emit(out)?;
         buf.put_slice(out);
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "bytes"))]
+mod bytes_tests {
+    use super::*;
+
+    #[test]
+    fn emit_buf_writes_the_message() {
+        let header = PtpHeader::new(MessageType::Sync, PortIdentity::default(), 3);
+        let body = Body::Sync {
+            origin_timestamp: PtpTimestamp::ZERO,
+        };
+        let mut buf = [0u8; 64];
+        let len = MessageWriter::new(&mut buf, &header, &body)
+            .unwrap()
+            .finish()
+            .unwrap();
+        let msg = PtpMessage::parse(&buf[..len]).unwrap();
+        let mut out = bytes::BytesMut::new();
+        msg.emit_buf(&mut out).unwrap();
+        assert_eq!(&out[..], &buf[..len]);
     }
 }
