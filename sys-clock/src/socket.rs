@@ -1,0 +1,647 @@
+//! Sockets that report when packets really left and arrived (SO_TIMESTAMPING): UDP for
+//! NTP and PTP over IP, and AF_PACKET for PTP over Ethernet.
+//!
+//! Receive timestamps come in control messages; transmit timestamps come back on the
+//! socket's error queue, matched to the send by the kernel's OPT_ID counter. Where
+//! SO_TIMESTAMPING is refused, receive timestamps fall back to SO_TIMESTAMPNS.
+
+use std::io;
+use std::mem::size_of;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::Error;
+
+/// Which timestamps to ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimestampMode {
+    /// Software timestamps, taken by the kernel as the packet passes the driver.
+    Software,
+    /// Hardware timestamps from the NIC (the interface must be configured with
+    /// [`enable_hardware_timestamping`]).
+    Hardware,
+}
+
+/// Where a timestamp came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimestampSource {
+    /// The kernel's software timestamp (CLOCK_REALTIME).
+    Software,
+    /// The NIC's hardware timestamp (its PHC's timescale).
+    Hardware,
+    /// SO_TIMESTAMPNS, the fallback (CLOCK_REALTIME, receive only).
+    Fallback,
+}
+
+/// A packet timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    /// Nanoseconds since 1970 on the clock of `source`.
+    pub nanos: i128,
+    /// Where it came from.
+    pub source: TimestampSource,
+}
+
+/// A received datagram's length, sender and timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes received.
+    pub len: usize,
+    /// The sender (for UDP).
+    pub from: Option<SocketAddr>,
+    /// The receive timestamp, if the kernel gave one.
+    pub timestamp: Option<Timestamp>,
+}
+
+/// A transmit timestamp from the error queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TxTimestamp {
+    /// The OPT_ID of the send it belongs to (the value [`TimestampedSocket::send_to`]
+    /// returned).
+    pub id: u32,
+    /// The timestamp.
+    pub timestamp: Timestamp,
+}
+
+fn flags_for(mode: TimestampMode) -> u32 {
+    let common = libc::SOF_TIMESTAMPING_OPT_ID | libc::SOF_TIMESTAMPING_OPT_TSONLY;
+    match mode {
+        TimestampMode::Software => {
+            common
+                | libc::SOF_TIMESTAMPING_SOFTWARE
+                | libc::SOF_TIMESTAMPING_RX_SOFTWARE
+                | libc::SOF_TIMESTAMPING_TX_SOFTWARE
+        }
+        TimestampMode::Hardware => {
+            common
+                | libc::SOF_TIMESTAMPING_RAW_HARDWARE
+                | libc::SOF_TIMESTAMPING_RX_HARDWARE
+                | libc::SOF_TIMESTAMPING_TX_HARDWARE
+        }
+    }
+}
+
+fn setsockopt<T>(
+    fd: RawFd,
+    level: i32,
+    name: i32,
+    value: &T,
+    operation: &'static str,
+) -> Result<(), Error> {
+    // SAFETY: `value` points to a live T of the size passed; the kernel only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(Error::last_os(operation));
+    }
+    Ok(())
+}
+
+/// Turns on timestamping on a socket; returns whether SO_TIMESTAMPING (else the
+/// SO_TIMESTAMPNS fallback) is on.
+fn enable_timestamping(fd: RawFd, mode: TimestampMode) -> Result<bool, Error> {
+    let flags = flags_for(mode);
+    match setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_TIMESTAMPING,
+        &flags,
+        "SO_TIMESTAMPING",
+    ) {
+        Ok(()) => Ok(true),
+        Err(_) if mode == TimestampMode::Software => {
+            let on: libc::c_int = 1;
+            setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                &on,
+                "SO_TIMESTAMPNS",
+            )?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Aligned room for control messages.
+#[repr(C, align(8))]
+struct CmsgBuffer([u8; 512]);
+
+/// What the control messages of one recvmsg carried.
+#[derive(Default)]
+struct Cmsgs {
+    timestamp: Option<Timestamp>,
+    opt_id: Option<u32>,
+}
+
+fn timespec_nanos(ts: &libc::timespec) -> i128 {
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// recvmsg into `buf`, parsing timestamps (and, on the error queue, the OPT_ID).
+fn recv_with_cmsgs(
+    fd: RawFd,
+    buf: &mut [u8],
+    flags: i32,
+    operation: &'static str,
+) -> Result<(usize, Option<SocketAddr>, Cmsgs), Error> {
+    // SAFETY: sockaddr_storage is plain integers; all-zero is valid.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut control = CmsgBuffer([0; 512]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain integers and pointers; all-zero (null) is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut addr).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control.0.len() as _;
+    // SAFETY: every pointer in `msg` refers to a live buffer of the stated length, all
+    // exclusive for the call.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
+    if n < 0 {
+        return Err(Error::from_io(operation, io::Error::last_os_error()));
+    }
+    let mut out = Cmsgs::default();
+    // SAFETY: `msg` was filled by recvmsg; the CMSG_* macros walk its control buffer
+    // within msg_controllen, and each header's data is read only for its own level and
+    // type, whose layout the kernel defines (timespec[3], timespec, sock_extended_err).
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let level = (*cmsg).cmsg_level;
+            let kind = (*cmsg).cmsg_type;
+            let data = libc::CMSG_DATA(cmsg);
+            if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPING {
+                let ts: [libc::timespec; 3] = std::ptr::read_unaligned(data.cast());
+                if ts[2].tv_sec != 0 || ts[2].tv_nsec != 0 {
+                    out.timestamp = Some(Timestamp {
+                        nanos: timespec_nanos(&ts[2]),
+                        source: TimestampSource::Hardware,
+                    });
+                } else if ts[0].tv_sec != 0 || ts[0].tv_nsec != 0 {
+                    out.timestamp = Some(Timestamp {
+                        nanos: timespec_nanos(&ts[0]),
+                        source: TimestampSource::Software,
+                    });
+                }
+            } else if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(data.cast());
+                out.timestamp = Some(Timestamp {
+                    nanos: timespec_nanos(&ts),
+                    source: TimestampSource::Fallback,
+                });
+            } else if (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+                || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR)
+                || (level == libc::SOL_PACKET && kind == libc::PACKET_TX_TIMESTAMP)
+            {
+                let err: libc::sock_extended_err = std::ptr::read_unaligned(data.cast());
+                if err.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING {
+                    out.opt_id = Some(err.ee_data);
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, sockaddr_to_std(&addr, msg.msg_namelen), out))
+}
+
+fn sockaddr_to_std(addr: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    match i32::from(addr.ss_family) {
+        libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and it is long enough.
+            let a: &libc::sockaddr_in = unsafe { &*(addr as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in6, and it is long enough.
+            let a: &libc::sockaddr_in6 =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// A UDP socket with receive and transmit timestamps.
+#[derive(Debug)]
+pub struct TimestampedSocket {
+    socket: UdpSocket,
+    timestamping: bool,
+    next_id: u32,
+}
+
+impl TimestampedSocket {
+    /// Binds `addr` and turns timestamps on. The socket is blocking; set it
+    /// non-blocking with [`Self::set_nonblocking`] for an event loop.
+    pub fn bind(addr: SocketAddr, mode: TimestampMode) -> Result<Self, Error> {
+        let socket = UdpSocket::bind(addr).map_err(|e| Error::from_io("bind", e))?;
+        Self::from_socket(socket, mode)
+    }
+
+    /// Turns timestamps on for an already bound socket.
+    pub fn from_socket(socket: UdpSocket, mode: TimestampMode) -> Result<Self, Error> {
+        let timestamping = enable_timestamping(socket.as_raw_fd(), mode)?;
+        Ok(Self {
+            socket,
+            timestamping,
+            next_id: 0,
+        })
+    }
+
+    /// The underlying socket.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// Whether SO_TIMESTAMPING is on (transmit timestamps available), rather than the
+    /// receive-only fallback.
+    pub fn has_tx_timestamps(&self) -> bool {
+        self.timestamping
+    }
+
+    /// Sets non-blocking mode.
+    pub fn set_nonblocking(&self, on: bool) -> Result<(), Error> {
+        self.socket
+            .set_nonblocking(on)
+            .map_err(|e| Error::from_io("set_nonblocking", e))
+    }
+
+    /// Sends a datagram; returns the OPT_ID its transmit timestamp will carry.
+    pub fn send_to(&mut self, buf: &[u8], to: SocketAddr) -> Result<u32, Error> {
+        self.socket
+            .send_to(buf, to)
+            .map_err(|e| Error::from_io("send_to", e))?;
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        Ok(id)
+    }
+
+    /// Receives a datagram with its receive timestamp.
+    pub fn recv_from(&self, buf: &mut [u8]) -> Result<Received, Error> {
+        let (len, from, cmsgs) = recv_with_cmsgs(self.socket.as_raw_fd(), buf, 0, "recvmsg")?;
+        Ok(Received {
+            len,
+            from,
+            timestamp: cmsgs.timestamp,
+        })
+    }
+
+    /// Takes one transmit timestamp off the error queue (`WouldBlock` as an
+    /// [`Error::Os`] when there is none yet on a non-blocking socket).
+    pub fn recv_tx_timestamp(&self) -> Result<TxTimestamp, Error> {
+        let mut scratch = [0u8; 64];
+        let (_, _, cmsgs) = recv_with_cmsgs(
+            self.socket.as_raw_fd(),
+            &mut scratch,
+            libc::MSG_ERRQUEUE,
+            "recvmsg (error queue)",
+        )?;
+        match (cmsgs.opt_id, cmsgs.timestamp) {
+            (Some(id), Some(timestamp)) => Ok(TxTimestamp { id, timestamp }),
+            _ => Err(Error::MissingTimestamp { what: "transmit" }),
+        }
+    }
+
+    /// Joins an IPv4 multicast group (the PTP groups are in [`tempora_ptp_groups`]) on the
+    /// interface with address `interface`.
+    pub fn join_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> Result<(), Error> {
+        self.socket
+            .join_multicast_v4(&group, &interface)
+            .map_err(|e| Error::from_io("IP_ADD_MEMBERSHIP", e))
+    }
+
+    /// Joins an IPv6 multicast group on the interface with index `interface`.
+    pub fn join_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> Result<(), Error> {
+        self.socket
+            .join_multicast_v6(&group, interface)
+            .map_err(|e| Error::from_io("IPV6_ADD_MEMBERSHIP", e))
+    }
+}
+
+impl AsFd for TimestampedSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl AsRawFd for TimestampedSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+/// The PTP multicast groups, re-exported here so that socket code needs no wire crate.
+pub mod tempora_ptp_groups {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    /// 224.0.1.129: every PTP message but the peer-delay ones.
+    pub const IPV4_PRIMARY: Ipv4Addr = Ipv4Addr::new(224, 0, 1, 129);
+    /// 224.0.0.107: peer-delay messages.
+    pub const IPV4_PDELAY: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 107);
+    /// ff0e::181: every PTP message but the peer-delay ones (global scope).
+    pub const IPV6_PRIMARY: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0, 0x181);
+    /// ff02::6b: peer-delay messages.
+    pub const IPV6_PDELAY: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x6b);
+}
+
+/// The index of a network interface.
+pub fn interface_index(interface: &str) -> Result<u32, Error> {
+    let name = std::ffi::CString::new(interface).map_err(|_| Error::NoSuchInterface {
+        interface: interface.into(),
+    })?;
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(Error::NoSuchInterface {
+            interface: interface.into(),
+        });
+    }
+    Ok(index)
+}
+
+/// Configures hardware timestamping on an interface (SIOCSHWTSTAMP): transmit on, and
+/// receive for all packets (or PTPv2 event packets where the NIC cannot do all). Needs
+/// CAP_NET_ADMIN.
+pub fn enable_hardware_timestamping(interface: &str) -> Result<(), Error> {
+    let info = crate::phc::timestamping_info(interface)?;
+    if !info.hardware() {
+        return Err(Error::Unsupported {
+            what: "hardware timestamping",
+            detail: format!("{interface} reports software timestamping only"),
+        });
+    }
+    let rx_filter = if info.rx_filters & (1 << libc::HWTSTAMP_FILTER_ALL) != 0 {
+        libc::HWTSTAMP_FILTER_ALL
+    } else {
+        libc::HWTSTAMP_FILTER_PTP_V2_EVENT
+    };
+    let mut config = libc::hwtstamp_config {
+        flags: 0,
+        tx_type: libc::HWTSTAMP_TX_ON as i32,
+        rx_filter: rx_filter as i32,
+    };
+    // SAFETY: ifreq is plain integers, arrays and a union; all-zero is valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, &src) in ifr.ifr_name.iter_mut().zip(interface.as_bytes()) {
+        *dst = src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = (&raw mut config).cast();
+    // SAFETY: a datagram socket with no special arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::last_os("socket (SIOCSHWTSTAMP)"));
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: SIOCSHWTSTAMP reads the ifreq whose data points at `config`, which outlives
+    // the call; both are exclusive for it.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSHWTSTAMP, &mut ifr) } < 0 {
+        return Err(Error::last_os("SIOCSHWTSTAMP"));
+    }
+    Ok(())
+}
+
+/// An AF_PACKET socket for PTP over Ethernet (EtherType 0x88F7) on one interface.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+    interface: u32,
+    timestamping: bool,
+    next_id: u32,
+}
+
+/// EtherType of PTP.
+const ETH_P_1588: u16 = 0x88F7;
+
+impl PacketSocket {
+    /// Opens a packet socket bound to `interface` for PTP frames, with timestamps.
+    /// Needs CAP_NET_RAW.
+    pub fn open(interface: &str, mode: TimestampMode) -> Result<Self, Error> {
+        let index = interface_index(interface)?;
+        // SAFETY: a packet socket with no special arguments.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(ETH_P_1588.to_be()),
+            )
+        };
+        if fd < 0 {
+            return Err(Error::last_os("socket (AF_PACKET)"));
+        }
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain integers; all-zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_1588.to_be();
+        sll.sll_ifindex = index as i32;
+        // SAFETY: `sll` is a valid sockaddr_ll of the length passed.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const sll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(Error::last_os("bind (AF_PACKET)"));
+        }
+        let timestamping = enable_timestamping(fd.as_raw_fd(), mode)?;
+        Ok(Self {
+            fd,
+            interface: index,
+            timestamping,
+            next_id: 0,
+        })
+    }
+
+    /// Whether transmit timestamps are available.
+    pub fn has_tx_timestamps(&self) -> bool {
+        self.timestamping
+    }
+
+    /// Receives frames sent to a multicast MAC (the two PTP MACs).
+    pub fn join_multicast(&self, mac: [u8; 6]) -> Result<(), Error> {
+        // SAFETY: packet_mreq is plain integers; all-zero is valid.
+        let mut mreq: libc::packet_mreq = unsafe { std::mem::zeroed() };
+        mreq.mr_ifindex = self.interface as i32;
+        mreq.mr_type = libc::PACKET_MR_MULTICAST as u16;
+        mreq.mr_alen = 6;
+        mreq.mr_address[..6].copy_from_slice(&mac);
+        setsockopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &mreq,
+            "PACKET_ADD_MEMBERSHIP",
+        )
+    }
+
+    /// Sends a whole Ethernet frame; returns the OPT_ID of its transmit timestamp.
+    pub fn send(&mut self, frame: &[u8]) -> Result<u32, Error> {
+        // SAFETY: `frame` is a live buffer of the length passed; the kernel only reads it.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 {
+            return Err(Error::last_os("send (AF_PACKET)"));
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        Ok(id)
+    }
+
+    /// Receives one frame with its timestamp.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<Received, Error> {
+        let (len, _, cmsgs) = recv_with_cmsgs(self.fd.as_raw_fd(), buf, 0, "recvmsg (AF_PACKET)")?;
+        Ok(Received {
+            len,
+            from: None,
+            timestamp: cmsgs.timestamp,
+        })
+    }
+
+    /// Takes one transmit timestamp off the error queue.
+    pub fn recv_tx_timestamp(&self) -> Result<TxTimestamp, Error> {
+        let mut scratch = [0u8; 128];
+        let (_, _, cmsgs) = recv_with_cmsgs(
+            self.fd.as_raw_fd(),
+            &mut scratch,
+            libc::MSG_ERRQUEUE,
+            "recvmsg (AF_PACKET error queue)",
+        )?;
+        match (cmsgs.opt_id, cmsgs.timestamp) {
+            (Some(id), Some(timestamp)) => Ok(TxTimestamp { id, timestamp }),
+            _ => Err(Error::MissingTimestamp { what: "transmit" }),
+        }
+    }
+
+    /// Sets a receive timeout (so tests and tools never hang).
+    pub fn set_read_timeout(&self, timeout: std::time::Duration) -> Result<(), Error> {
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
+        };
+        setsockopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv,
+            "SO_RCVTIMEO",
+        )
+    }
+}
+
+impl AsFd for PacketSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn realtime() -> i128 {
+        crate::timex::gettime(libc::CLOCK_REALTIME).unwrap()
+    }
+
+    #[test]
+    fn loopback_rx_and_tx_software_timestamps() {
+        let mut a =
+            TimestampedSocket::bind("127.0.0.1:0".parse().unwrap(), TimestampMode::Software)
+                .unwrap();
+        let b = TimestampedSocket::bind("127.0.0.1:0".parse().unwrap(), TimestampMode::Software)
+            .unwrap();
+        b.socket()
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        a.socket()
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        assert!(a.has_tx_timestamps());
+        let before = realtime();
+        let id0 = a.send_to(b"one", b.socket().local_addr().unwrap()).unwrap();
+        let id1 = a.send_to(b"two", b.socket().local_addr().unwrap()).unwrap();
+        let mut buf = [0u8; 16];
+        let r1 = b.recv_from(&mut buf).unwrap();
+        let r2 = b.recv_from(&mut buf).unwrap();
+        let after = realtime();
+        assert_eq!((id0, id1), (0, 1));
+        let t1 = r1.timestamp.expect("receive timestamp");
+        let t2 = r2.timestamp.expect("receive timestamp");
+        assert_eq!(t1.source, TimestampSource::Software);
+        assert!(before <= t1.nanos && t1.nanos <= t2.nanos && t2.nanos <= after);
+        assert!(after - before < 1_000_000_000, "the clock read around them");
+        assert_eq!(r1.from, Some(a.socket().local_addr().unwrap()));
+        let tx0 = a.recv_tx_timestamp().unwrap();
+        let tx1 = a.recv_tx_timestamp().unwrap();
+        assert_eq!((tx0.id, tx1.id), (0, 1));
+        assert!(before <= tx0.timestamp.nanos && tx0.timestamp.nanos <= t1.nanos);
+        assert!(tx0.timestamp.nanos <= tx1.timestamp.nanos);
+        assert!(
+            t1.nanos - tx0.timestamp.nanos < 1_000_000,
+            "within a millisecond"
+        );
+    }
+
+    #[test]
+    fn ipv6_loopback_timestamps() {
+        let Ok(mut a) =
+            TimestampedSocket::bind("[::1]:0".parse().unwrap(), TimestampMode::Software)
+        else {
+            eprintln!("skipped: no IPv6 loopback on this machine");
+            return;
+        };
+        let b =
+            TimestampedSocket::bind("[::1]:0".parse().unwrap(), TimestampMode::Software).unwrap();
+        b.socket()
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        a.socket()
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let id = a.send_to(b"six", b.socket().local_addr().unwrap()).unwrap();
+        let mut buf = [0u8; 8];
+        let r = b.recv_from(&mut buf).unwrap();
+        assert!(r.timestamp.is_some());
+        assert_eq!(a.recv_tx_timestamp().unwrap().id, id);
+    }
+
+    #[test]
+    fn unknown_interfaces_are_typed_errors() {
+        assert!(matches!(
+            interface_index("no-such-if0"),
+            Err(Error::NoSuchInterface { .. })
+        ));
+        assert!(matches!(
+            interface_index("bad\0name"),
+            Err(Error::NoSuchInterface { .. })
+        ));
+        assert!(matches!(
+            enable_hardware_timestamping("lo"),
+            Err(Error::Unsupported { .. })
+        ));
+        assert!(interface_index("lo").unwrap() > 0);
+    }
+}
