@@ -12,12 +12,18 @@ use tempora_sys_clock::{PhcClock, SystemClock};
 
 fn benches(c: &mut Criterion) {
     let clock = SystemClock::new();
-    c.bench_function("sys/clock_gettime_realtime", |b| b.iter(|| clock.now_realtime().unwrap()));
-    c.bench_function("sys/clock_gettime_monotonic_raw", |b| b.iter(|| clock.now_monotonic_raw().unwrap()));
+    c.bench_function("sys/clock_gettime_realtime", |b| {
+        b.iter(|| clock.now_realtime().unwrap())
+    });
+    c.bench_function("sys/clock_gettime_monotonic_raw", |b| {
+        b.iter(|| clock.now_monotonic_raw().unwrap())
+    });
     c.bench_function("sys/adjtimex_read", |b| b.iter(|| clock.state().unwrap()));
     match PhcClock::open("/dev/ptp0", false) {
         Ok(phc) => {
-            c.bench_function("sys/phc_system_offset_5", |b| b.iter(|| phc.system_offset(5).unwrap()));
+            c.bench_function("sys/phc_system_offset_5", |b| {
+                b.iter(|| phc.system_offset(5).unwrap())
+            });
         }
         Err(e) => eprintln!("sys/phc_system_offset_5 skipped: {e}"),
     }
