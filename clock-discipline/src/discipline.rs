@@ -10,6 +10,9 @@ use tempora_clock_filter::LocalInstant;
 use crate::action::{ActionList, ClockAction, SyncStatus};
 use crate::policy::{DisciplineError, StepGate, StepPolicy, Verdict};
 
+/// The correction ratio for offsets well above their error.
+const FAST_CORRECTION_RATIO: f64 = 0.5;
+
 /// Settings of a [`Discipline`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -22,9 +25,12 @@ pub struct DisciplineConfig {
     pub max_slew_ppm: f64,
     /// The shortest time over which an offset is removed, seconds.
     pub min_correction_time: f64,
-    /// The share of the interval between updates over which an offset is removed: 0.5
-    /// removes it by half-way to the next update.
+    /// Over how many update intervals a small offset is removed (chrony's
+    /// correction_time_ratio); large ones go in half an interval.
     pub correction_ratio: f64,
+    /// Offsets above this (seconds) and ten times their error are removed in half an
+    /// update interval; below it, over `correction_ratio` intervals.
+    pub fast_correction_threshold: f64,
 }
 
 impl Default for DisciplineConfig {
@@ -34,7 +40,8 @@ impl Default for DisciplineConfig {
             max_frequency_ppm: 500.0,
             max_slew_ppm: 500.0,
             min_correction_time: 1.0,
-            correction_ratio: 0.5,
+            correction_ratio: 3.0,
+            fast_correction_threshold: 1e-3,
         }
     }
 }
@@ -77,6 +84,9 @@ pub struct Discipline {
     set_ppm: f64,
     correction_end: Option<LocalInstant>,
     last_update: Option<LocalInstant>,
+    /// Smoothed interval between updates: two answers arriving close together must not
+    /// squeeze a correction into a moment.
+    interval_avg: Option<f64>,
     synchronized: bool,
 }
 
@@ -92,6 +102,7 @@ impl Discipline {
             set_ppm: 0.0,
             correction_end: None,
             last_update: None,
+            interval_avg: None,
             synchronized: false,
         }
     }
@@ -204,8 +215,15 @@ impl Discipline {
             .map_or(self.config.min_correction_time, |last| {
                 now.seconds_since(last)
             });
+        let interval = match self.interval_avg {
+            Some(avg) => 0.7 * avg + 0.3 * interval,
+            None => interval,
+        };
+        self.interval_avg = Some(interval);
         self.last_update = Some(now);
 
+        // The frequency the estimator measured: the residual is against the frequency set
+        // now, which includes any offset-correction rate still running.
         // The frequency the estimator measured: the residual is against the frequency set
         // now, which includes any offset-correction rate still running.
         if let Some((residual, error)) = input.frequency {
@@ -226,7 +244,16 @@ impl Discipline {
                 self.set_ppm = self.base_ppm;
             }
             Verdict::Slew => {
-                let time = (interval * self.config.correction_ratio)
+                // Large offsets (against their error) are removed quickly, small ones over
+                // several update intervals so that noise does not become frequency error.
+                let significant = input.offset.abs()
+                    > (10.0 * input.offset_error).max(self.config.fast_correction_threshold);
+                let ratio = if significant {
+                    FAST_CORRECTION_RATIO
+                } else {
+                    self.config.correction_ratio
+                };
+                let time = (interval * ratio)
                     .max(self.config.min_correction_time)
                     .max(input.offset.abs() / max_slew);
                 let rate_ppm = input.offset / time * 1e6;

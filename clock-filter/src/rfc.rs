@@ -170,6 +170,28 @@ impl ClockFilter {
         Ok(Some(output))
     }
 
+    /// Shifts the held samples for a correction of the local clock (a slew or a frequency
+    /// change), so they stay comparable with new ones.
+    pub fn apply_correction(&mut self, correction: crate::ClockCorrection) {
+        let shift = |offset: &mut f64, time: LocalInstant| match correction {
+            crate::ClockCorrection::Step { offset: step, .. } if step.is_finite() => {
+                *offset -= step
+            }
+            crate::ClockCorrection::Frequency { delta, at } if delta.is_finite() => {
+                *offset -= delta * time.seconds_since(at)
+            }
+            _ => {}
+        };
+        for stage in &mut self.stages {
+            if stage.dispersion < MAX_DISPERSION {
+                shift(&mut stage.offset, stage.time);
+            }
+        }
+        if let Some(out) = &mut self.output {
+            shift(&mut out.offset, out.time);
+        }
+    }
+
     /// Forgets every sample, as after a step of the clock (RFC 5905 clears the filters).
     pub fn reset(&mut self) {
         *self = Self::new(self.precision);
@@ -257,6 +279,22 @@ mod tests {
             .update(&measurement(1.0, 0.0009, 200.0), 16.0)
             .unwrap();
         assert_eq!(later.map(|o| o.offset), Some(1.0));
+    }
+
+    #[test]
+    fn corrections_shift_the_register() {
+        let mut filter = ClockFilter::new(1e-6);
+        filter.update(&measurement(0.010, 0.01, 0.0), 16.0).unwrap();
+        filter.apply_correction(crate::ClockCorrection::Step {
+            offset: 0.004,
+            at: LocalInstant(0),
+        });
+        assert!((filter.output().unwrap().offset - 0.006).abs() < 1e-12);
+        // The next sample at the corrected offset is no spike and is taken.
+        let out = filter
+            .update(&measurement(0.006, 0.005, 16.0), 16.0)
+            .unwrap();
+        assert!(out.is_some_and(|o| o.jitter < 1e-3), "{out:?}");
     }
 
     #[test]

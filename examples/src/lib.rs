@@ -1,0 +1,23 @@
+//! The cores of Tempora's daemons, sans-IO, so that the daemons, the simulator and the
+//! tests all run the same code.
+//!
+//! - [`ntp::NtpSource`]: one server as a client sees it (polling, iburst, reach, kiss
+//!   codes, the response checks, the per-source filter).
+//! - [`ntp::NtpSystem`]: selection over the sources, the discipline, and the state a
+//!   server built on it passes downstream (stratum, root delay and dispersion).
+//! - [`ptp::PtpSlaveCore`]: the measuring half of a PTP slave port (E2E, one- and
+//!   two-step, median path delay, PI servo).
+
+pub mod ntp {
+    //! The NTP client core.
+    mod source;
+    mod system;
+    pub use source::{Estimator, NtpSource, ResponseOutcome, SourceConfig};
+    pub use system::{DisciplineKind, NtpSystem, SystemConfig, SystemError};
+}
+
+pub mod ptp {
+    //! The PTP slave core.
+    mod slave;
+    pub use slave::{PtpSlaveCore, SlaveSample};
+}

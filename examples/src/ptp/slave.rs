@@ -1,0 +1,203 @@
+//! The measuring half of a PTP slave port: end-to-end delay with one- and two-step
+//! masters, the path delay through a moving median (as linuxptp), and the PI servo.
+//! Sans-IO: the caller passes each message with its receive timestamp (local clock,
+//! nanoseconds) and reports when its Delay_Req left. The port state machine and BMCA
+//! around it belong to the ptp-slave daemon.
+
+use tempora_clock_discipline::{DisciplineError, PiServo, PiServoConfig, ServoState};
+use tempora_clock_filter::{LocalInstant, MovingMedian};
+use tempora_ptp_proto::{
+    Body, MessageType, MessageWriter, PortIdentity, PtpHeader, PtpMessage, PtpTimestamp,
+};
+
+/// One offset measurement and what the servo made of it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlaveSample {
+    /// Slave minus master, nanoseconds (as ptp4l prints "master offset").
+    pub offset_ns: f64,
+    /// The filtered mean path delay, nanoseconds.
+    pub path_delay_ns: f64,
+    /// The servo state after it.
+    pub state: ServoState,
+    /// Frequency to set, ppb.
+    pub frequency_ppb: f64,
+    /// A step to make first (seconds, added to the slave clock), in the servo's jump.
+    pub step: Option<f64>,
+}
+
+/// The measuring half of a slave port.
+pub struct PtpSlaveCore {
+    port: PortIdentity,
+    servo: PiServo,
+    delay: MovingMedian,
+    path_delay_ns: Option<f64>,
+    sync: Option<(u16, i128, f64)>,
+    sync_origin: Option<(u16, i128)>,
+    delay_req: Option<(u16, Option<i128>)>,
+    /// t1, t2 and the correction of the last complete Sync.
+    last_sync: Option<(i128, i128, f64)>,
+    sequence: u16,
+}
+
+fn ts_ns(t: PtpTimestamp) -> i128 {
+    t.as_tai_nanos()
+}
+
+impl PtpSlaveCore {
+    /// A slave port `port`, sync interval `sync_interval` seconds, servo settings.
+    pub fn new(
+        port: PortIdentity,
+        sync_interval: f64,
+        servo: PiServoConfig,
+        frequency_ppb: f64,
+    ) -> Self {
+        Self {
+            port,
+            servo: PiServo::new(servo, sync_interval, frequency_ppb),
+            delay: MovingMedian::new(10),
+            path_delay_ns: None,
+            sync: None,
+            sync_origin: None,
+            delay_req: None,
+            last_sync: None,
+            sequence: 0,
+        }
+    }
+
+    /// The filtered mean path delay, nanoseconds.
+    pub fn path_delay_ns(&self) -> Option<f64> {
+        self.path_delay_ns
+    }
+
+    /// Builds a Delay_Req; report its transmit timestamp with [`Self::delay_req_sent`].
+    pub fn delay_request(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let header = PtpHeader::new(MessageType::DelayReq, self.port, self.sequence);
+        let len = MessageWriter::new(
+            buf,
+            &header,
+            &Body::DelayReq {
+                origin_timestamp: PtpTimestamp::ZERO,
+            },
+        )
+        .ok()?
+        .finish()
+        .ok()?;
+        self.delay_req = Some((self.sequence, None));
+        Some(len)
+    }
+
+    /// The local transmit time (t3, nanoseconds) of the last Delay_Req.
+    pub fn delay_req_sent(&mut self, t3: i128) {
+        if let Some((seq, _)) = self.delay_req {
+            self.delay_req = Some((seq, Some(t3)));
+        }
+    }
+
+    /// Resets the samples after the slave clock was stepped.
+    pub fn clock_stepped(&mut self) {
+        self.sync = None;
+        self.sync_origin = None;
+        self.delay_req = None;
+        self.last_sync = None;
+    }
+
+    /// Takes a message received at local time `rx` (nanoseconds); returns a sample when a
+    /// Sync (with its Follow_Up) completed one.
+    pub fn handle_message(
+        &mut self,
+        bytes: &[u8],
+        rx: i128,
+        now: LocalInstant,
+    ) -> Result<Option<SlaveSample>, DisciplineError> {
+        let Ok(msg) = PtpMessage::parse(bytes) else {
+            return Ok(None);
+        };
+        let correction = msg.header.correction.to_nanos_f64();
+        match msg.body {
+            Body::Sync { origin_timestamp } => {
+                let seq = msg.header.sequence_id;
+                if msg.header.flags.two_step() {
+                    self.sync = Some((seq, rx, correction));
+                    if let Some((s, t1)) = self.sync_origin.take() {
+                        if s == seq {
+                            return self.sample(t1, rx, correction, now);
+                        }
+                    }
+                    Ok(None)
+                } else {
+                    self.sample(ts_ns(origin_timestamp), rx, correction, now)
+                }
+            }
+            Body::FollowUp {
+                precise_origin_timestamp,
+            } => {
+                let seq = msg.header.sequence_id;
+                match self.sync {
+                    Some((s, t2, sync_correction)) if s == seq => {
+                        self.sync = None;
+                        self.sample(
+                            ts_ns(precise_origin_timestamp),
+                            t2,
+                            sync_correction + correction,
+                            now,
+                        )
+                    }
+                    _ => {
+                        self.sync_origin = Some((seq, ts_ns(precise_origin_timestamp)));
+                        Ok(None)
+                    }
+                }
+            }
+            Body::DelayResp {
+                receive_timestamp,
+                requesting_port_identity,
+            } => {
+                if requesting_port_identity != self.port {
+                    return Ok(None);
+                }
+                if let (Some((seq, Some(t3))), Some((t1, t2, sync_correction))) =
+                    (self.delay_req, self.last_sync)
+                {
+                    if seq == msg.header.sequence_id {
+                        self.delay_req = None;
+                        let t4 = ts_ns(receive_timestamp);
+                        let master_to_slave = (t2 - t1) as f64 - sync_correction;
+                        let slave_to_master = (t4 - t3) as f64 - correction;
+                        let raw = (master_to_slave + slave_to_master) / 2.0;
+                        if raw.is_finite() && raw >= 0.0 {
+                            self.path_delay_ns = self.delay.update(raw);
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn sample(
+        &mut self,
+        t1: i128,
+        t2: i128,
+        correction: f64,
+        now: LocalInstant,
+    ) -> Result<Option<SlaveSample>, DisciplineError> {
+        self.last_sync = Some((t1, t2, correction));
+        let Some(path_delay_ns) = self.path_delay_ns else {
+            return Ok(None);
+        };
+        let offset_ns = (t2 - t1) as f64 - correction - path_delay_ns;
+        let out = self.servo.sample(-offset_ns * 1e-9, now)?;
+        if out.step.is_some() {
+            self.clock_stepped();
+        }
+        Ok(Some(SlaveSample {
+            offset_ns,
+            path_delay_ns,
+            state: out.state,
+            frequency_ppb: out.frequency_ppb,
+            step: out.step,
+        }))
+    }
+}

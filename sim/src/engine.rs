@@ -1,0 +1,608 @@
+//! The discrete-event engine: a queue of events in true time, nodes running the real
+//! Tempora code, every packet emitted and parsed by ntp-proto or ptp-proto.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use tempora_clock_discipline::{ClockAction, DisciplineConfig, RfcConfig, SteeredClock};
+use tempora_clock_filter::{CandidateVerdict, SelectionConfig};
+use tempora_examples::ntp::{DisciplineKind, NtpSource, NtpSystem, SourceConfig, SystemConfig};
+use tempora_examples::ptp::PtpSlaveCore;
+use tempora_ntp_proto::{
+    KissCode, Log2Seconds, NtpDuration, NtpHeader, ReferenceId, ServerState, Stratum,
+    kiss_of_death, server_response,
+};
+use tempora_ptp_proto::{
+    Body, ClockIdentity, Flags, MessageType, MessageWriter, PortIdentity, PtpHeader, PtpMessage,
+    PtpTimestamp,
+};
+
+use crate::model::{Link, Rng, SimClock};
+use crate::scenario::{Happening, NtpScenario, PtpScenario, Role, Scenario, Variant, World};
+use crate::stats::{NodeTrace, RunResult, SourceRow, Tracking};
+
+const NS: f64 = 1e9;
+
+fn ns(seconds: f64) -> i64 {
+    (seconds * NS).round() as i64
+}
+
+/// The event queue: earliest first, ties in order of scheduling (deterministic).
+struct Queue<E> {
+    heap: BinaryHeap<Reverse<(i64, u64)>>,
+    events: std::collections::HashMap<u64, E>,
+    seq: u64,
+}
+
+impl<E> Queue<E> {
+    fn new() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            events: std::collections::HashMap::new(),
+            seq: 0,
+        }
+    }
+
+    fn push(&mut self, at: i64, event: E) {
+        self.seq += 1;
+        self.heap.push(Reverse((at, self.seq)));
+        self.events.insert(self.seq, event);
+    }
+
+    fn pop(&mut self) -> Option<(i64, E)> {
+        let Reverse((at, seq)) = self.heap.pop()?;
+        self.events.remove(&seq).map(|e| (at, e))
+    }
+}
+
+enum NtpEvent {
+    Poll {
+        node: usize,
+        source: usize,
+    },
+    Request {
+        server: usize,
+        client: usize,
+        source: usize,
+        bytes: [u8; 48],
+    },
+    Response {
+        client: usize,
+        source: usize,
+        bytes: [u8; 48],
+    },
+    Timer {
+        node: usize,
+    },
+    Sample,
+    Jump {
+        node: usize,
+        seconds: f64,
+    },
+}
+
+struct SimNode {
+    clock: SimClock,
+    role: Role,
+    system: Option<NtpSystem>,
+    links: Vec<(usize, Link)>,
+    serve_drift: Option<(f64, f64)>,
+    discipline_errors: u32,
+    trace: NodeTrace,
+}
+
+/// Runs a scenario with a seed; `duration` overrides the scenario's.
+pub fn run(scenario: &Scenario, seed: u64, duration: Option<f64>, variant: Variant) -> RunResult {
+    let duration = duration.unwrap_or(scenario.duration);
+    let started = std::time::Instant::now();
+    let mut result = match &scenario.world {
+        World::Ntp(world) => run_ntp(world, seed, duration, variant),
+        World::Ptp(world) => run_ptp(world, seed, duration),
+    };
+    result.scenario = scenario.name.into();
+    result.seed = seed;
+    result.duration = duration;
+    result.wall_seconds = started.elapsed().as_secs_f64();
+    result.evaluate(&scenario.bars);
+    result
+}
+
+fn reference_id_of(node: usize) -> ReferenceId {
+    ReferenceId::from_ipv4(std::net::Ipv4Addr::new(10, 0, 0, (node + 1).min(254) as u8))
+}
+
+fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> RunResult {
+    let mut rng = Rng::new(seed);
+    let mut queue = Queue::new();
+    let end = ns(duration);
+    let mut nodes: Vec<SimNode> = world
+        .nodes
+        .iter()
+        .map(|spec| SimNode {
+            clock: SimClock::new(spec.clock),
+            role: spec.role.clone(),
+            system: None,
+            links: Vec::new(),
+            serve_drift: None,
+            discipline_errors: 0,
+            trace: NodeTrace::new(&spec.name),
+        })
+        .collect();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if let Role::Client { upstreams } = &node.role {
+            let source_config = SourceConfig {
+                min_poll: world.poll.0,
+                max_poll: world.poll.1,
+                iburst: true,
+                estimator: variant.estimator(),
+                precision: 1e-7,
+            };
+            let now = node.clock.monotonic();
+            let sources = upstreams
+                .iter()
+                .map(|_| NtpSource::new(source_config, now))
+                .collect();
+            let discipline = match variant {
+                Variant::Rfc => DisciplineKind::Rfc(RfcConfig::default()),
+                _ => DisciplineKind::Default(DisciplineConfig {
+                    step: variant.step(world.step),
+                    ..DisciplineConfig::default()
+                }),
+            };
+            node.system = Some(NtpSystem::new(
+                sources,
+                SystemConfig {
+                    selection: SelectionConfig::default(),
+                    discipline,
+                    observe_only: false,
+                },
+                0.0,
+            ));
+            node.links = upstreams.iter().map(|u| (u.node, u.link.clone())).collect();
+            for s in 0..upstreams.len() {
+                // Spread the first polls a little, as daemons starting together would.
+                queue.push(
+                    ns(0.01 * (i * 7 + s) as f64),
+                    NtpEvent::Poll { node: i, source: s },
+                );
+            }
+        }
+    }
+    for h in &world.happenings {
+        match *h {
+            Happening::ClockJump { node, at, seconds } => {
+                queue.push(ns(at), NtpEvent::Jump { node, seconds })
+            }
+            Happening::ServeDrift {
+                node,
+                from,
+                drift_ppm,
+            } => {
+                if let Some(n) = nodes.get_mut(node) {
+                    n.serve_drift = Some((from, drift_ppm));
+                }
+            }
+        }
+    }
+    queue.push(0, NtpEvent::Sample);
+
+    while let Some((t, event)) = queue.pop() {
+        if t > end {
+            break;
+        }
+        for node in &mut nodes {
+            node.clock.advance(t, &mut rng);
+        }
+        let seconds = t as f64 / NS;
+        match event {
+            NtpEvent::Sample => {
+                for node in &mut nodes {
+                    if node.system.is_some() {
+                        node.trace.record(
+                            seconds,
+                            node.clock.error(),
+                            node.clock.frequency_error_ppm(),
+                        );
+                    }
+                }
+                queue.push(t + ns(1.0), NtpEvent::Sample);
+            }
+            NtpEvent::Jump {
+                node,
+                seconds: jump,
+            } => {
+                if let Some(n) = nodes.get_mut(node) {
+                    n.clock.jump(jump);
+                }
+            }
+            NtpEvent::Poll { node, source } => {
+                let n = &mut nodes[node];
+                let Some(system) = n.system.as_mut() else {
+                    continue;
+                };
+                let mono = n.clock.monotonic();
+                let local = n.clock.read_ntp(&mut rng);
+                let random = rng.next_u64();
+                let src = &mut system.sources[source];
+                if let Some(bytes) = src.handle_timeout(mono, local, random) {
+                    let (server, link) = &n.links[source];
+                    if let Some(delay) = link.delay(true, seconds, &mut rng) {
+                        queue.push(
+                            t + ns(delay),
+                            NtpEvent::Request {
+                                server: *server,
+                                client: node,
+                                source,
+                                bytes,
+                            },
+                        );
+                    }
+                }
+                if let Some(due) = src.poll_timeout() {
+                    queue.push(
+                        n.clock.true_time_of(due).max(t + 1),
+                        NtpEvent::Poll { node, source },
+                    );
+                }
+            }
+            NtpEvent::Request {
+                server,
+                client,
+                source,
+                bytes,
+            } => {
+                let Some(response) = serve(&mut nodes[server], server, &bytes, seconds, &mut rng)
+                else {
+                    continue;
+                };
+                let processing = 5e-6;
+                let link = &nodes[client].links[source].1;
+                if let Some(delay) = link.delay(false, seconds, &mut rng) {
+                    queue.push(
+                        t + ns(processing + delay),
+                        NtpEvent::Response {
+                            client,
+                            source,
+                            bytes: response,
+                        },
+                    );
+                }
+            }
+            NtpEvent::Response {
+                client,
+                source,
+                bytes,
+            } => {
+                let n = &mut nodes[client];
+                let Some(system) = n.system.as_mut() else {
+                    continue;
+                };
+                let mono = n.clock.monotonic();
+                let t4 = n.clock.read_ntp(&mut rng);
+                let outcome = system.sources[source].handle_response(&bytes, t4, mono);
+                if matches!(outcome, tempora_examples::ntp::ResponseOutcome::Measured(_)) {
+                    match system.update(mono) {
+                        Ok(actions) => {
+                            for action in &actions {
+                                apply(&mut n.clock, action);
+                            }
+                        }
+                        Err(_) => n.discipline_errors += 1,
+                    }
+                    if let Some(due) = system.poll_timeout() {
+                        queue.push(
+                            n.clock.true_time_of(due).max(t + 1),
+                            NtpEvent::Timer { node: client },
+                        );
+                    }
+                }
+            }
+            NtpEvent::Timer { node } => {
+                let n = &mut nodes[node];
+                let Some(system) = n.system.as_mut() else {
+                    continue;
+                };
+                let mono = n.clock.monotonic();
+                if system.poll_timeout().is_some_and(|due| due <= mono) {
+                    for action in &system.handle_timeout(mono) {
+                        apply(&mut n.clock, action);
+                    }
+                }
+                // Not yet due (the monotonic clock rounds), or due again: wait for it.
+                if let Some(due) = system.poll_timeout() {
+                    queue.push(
+                        n.clock.true_time_of(due).max(t + 1),
+                        NtpEvent::Timer { node },
+                    );
+                }
+            }
+        }
+    }
+
+    let client = world.client;
+    let mut result = RunResult::default();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if node.system.is_none() {
+            continue;
+        }
+        node.trace.steps = node.clock.steps();
+        node.trace.discipline_errors = node.discipline_errors;
+        node.trace.tracked = i == client;
+        result
+            .nodes
+            .push(std::mem::replace(&mut node.trace, NodeTrace::new("")));
+    }
+    if let Some(system) = nodes[client].system.as_ref() {
+        let mono = nodes[client].clock.monotonic();
+        let Role::Client { upstreams } = &nodes[client].role else {
+            return result;
+        };
+        for (i, source) in system.sources.iter().enumerate() {
+            let status = source.status(mono);
+            let last = source.last_measurement();
+            result.sources.push(SourceRow {
+                name: world.nodes[upstreams[i].node].name.clone(),
+                mark: status.mark.symbol(),
+                verdict: format!(
+                    "{:?}",
+                    system
+                        .verdicts()
+                        .get(i)
+                        .copied()
+                        .unwrap_or(CandidateVerdict::None)
+                ),
+                stratum: last.map_or(0, |m| m.stratum),
+                poll: source.poll(),
+                reach: status.reach.0,
+                last_rx: last.map_or(f64::NAN, |m| mono.seconds_since(m.time)),
+                offset: status.offset,
+                error: status.offset_error.max(status.jitter),
+                delay: status.delay,
+            });
+        }
+        let estimate = system.estimate();
+        let peer = estimate.map(|e| world.nodes[upstreams[e.system_peer].node].name.clone());
+        result.tracking = Some(Tracking {
+            reference: peer.unwrap_or_else(|| "(none)".into()),
+            stratum: estimate.map_or(16, |e| e.stratum),
+            true_offset: nodes[client].clock.error(),
+            last_offset: estimate.map_or(0.0, |e| e.offset),
+            frequency_ppm: system.frequency_ppm(),
+            true_frequency_error_ppm: nodes[client].clock.frequency_error_ppm(),
+            residual_frequency_ppm: estimate
+                .and_then(|e| e.frequency)
+                .map_or(0.0, |f| f.0 * 1e6),
+            skew_ppm: estimate
+                .and_then(|e| e.frequency)
+                .map_or(0.0, |f| f.1 * 1e6),
+            root_delay: estimate.map_or(0.0, |e| e.root_delay),
+            root_dispersion: estimate.map_or(0.0, |e| e.root_dispersion),
+            update_interval: system
+                .sources
+                .iter()
+                .map(|s| f64::from(1u32 << s.poll().clamp(0, 17)))
+                .fold(f64::INFINITY, f64::min),
+            leap: estimate.map_or("Not synchronised".into(), |e| format!("{:?}", e.leap)),
+            updates: system.updates(),
+        });
+    }
+    result
+}
+
+/// A server node answers a request: its state, its time, its lie.
+fn serve(
+    node: &mut SimNode,
+    index: usize,
+    request: &[u8; 48],
+    seconds: f64,
+    rng: &mut Rng,
+) -> Option<[u8; 48]> {
+    let req = NtpHeader::parse_bytes(request).ok()?;
+    let bias = match (&node.role, node.serve_drift) {
+        (
+            Role::Falseticker {
+                bias,
+                drift_ppm,
+                from,
+            },
+            _,
+        ) if seconds >= *from => bias + drift_ppm * 1e-6 * (seconds - from),
+        (_, Some((from, drift_ppm))) if seconds >= from => drift_ppm * 1e-6 * (seconds - from),
+        _ => 0.0,
+    };
+    let shift = NtpDuration::from_seconds_f64(bias);
+    let rx = node.clock.read_ntp(rng) + shift;
+    let tx = rx + NtpDuration::from_seconds_f64(5e-6);
+    let precision = Log2Seconds(-23);
+    let state = match &node.role {
+        Role::Primary | Role::Falseticker { .. } => ServerState {
+            leap: tempora_ntp_proto::LeapIndicator::NoWarning,
+            stratum: Stratum(1),
+            precision,
+            root_delay: tempora_ntp_proto::NtpShort::ZERO,
+            root_dispersion: tempora_ntp_proto::NtpShort::from_seconds_f64(1e-6),
+            reference_id: ReferenceId(*b"GPS\0"),
+            reference_timestamp: rx,
+        },
+        Role::Client { upstreams } => {
+            let upstreams: Vec<usize> = upstreams.iter().map(|u| u.node).collect();
+            node.system.as_ref()?.server_state(precision, rx, |peer| {
+                upstreams
+                    .get(peer)
+                    .map_or(ReferenceId::NONE, |&n| reference_id_of(n))
+            })
+        }
+        Role::Unsynchronized => ServerState::UNSYNCHRONIZED,
+        Role::KissRate => {
+            return kiss_of_death(&req, KissCode::Rate)
+                .ok()
+                .map(|h| h.to_bytes());
+        }
+    };
+    let _ = index;
+    server_response(&req, &state, rx, tx)
+        .ok()
+        .map(|h| h.to_bytes())
+}
+
+fn apply(clock: &mut SimClock, action: &ClockAction) {
+    // The simulated clock cannot fail.
+    let Ok(()) = clock.apply(action);
+}
+
+enum PtpEvent {
+    Sync,
+    ToSlave { bytes: Vec<u8>, rx_true: i64 },
+    DelayReq { bytes: Vec<u8> },
+    Sample,
+}
+
+fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
+    let mut rng = Rng::new(seed);
+    let mut queue = Queue::new();
+    let end = ns(duration);
+    let mut slave = SimClock::new(world.slave);
+    let master_port = PortIdentity {
+        clock_identity: ClockIdentity::from_mac([2, 0, 0, 0, 0, 1]),
+        port_number: 1,
+    };
+    let slave_port = PortIdentity {
+        clock_identity: ClockIdentity::from_mac([2, 0, 0, 0, 0, 2]),
+        port_number: 1,
+    };
+    let mut core = PtpSlaveCore::new(slave_port, world.sync_interval, world.servo, 0.0);
+    let mut trace = NodeTrace::new("slave");
+    trace.tracked = true;
+    let mut sequence: u16 = 0;
+    let noise = world.timestamp_noise;
+    let master_time = |t: i64, rng: &mut Rng| -> i128 {
+        i128::from(crate::model::EPOCH_UNIX) * 1_000_000_000
+            + i128::from(t)
+            + (noise * rng.uniform() * NS).round() as i128
+    };
+    let write = |header: PtpHeader, body: Body| -> Vec<u8> {
+        let mut buf = vec![0u8; 64];
+        let len = MessageWriter::new(&mut buf, &header, &body)
+            .and_then(|w| w.finish())
+            .unwrap_or(0);
+        buf.truncate(len);
+        buf
+    };
+    queue.push(ns(0.5), PtpEvent::Sync);
+    queue.push(0, PtpEvent::Sample);
+    let mut errors = 0u32;
+    while let Some((t, event)) = queue.pop() {
+        if t > end {
+            break;
+        }
+        slave.advance(t, &mut rng);
+        let seconds = t as f64 / NS;
+        match event {
+            PtpEvent::Sample => {
+                trace.record(seconds, slave.error(), slave.frequency_error_ppm());
+                queue.push(t + ns(1.0), PtpEvent::Sample);
+            }
+            PtpEvent::Sync => {
+                sequence = sequence.wrapping_add(1);
+                let t1 = master_time(t, &mut rng);
+                let mut header = PtpHeader::new(MessageType::Sync, master_port, sequence);
+                header.flags = Flags(Flags::TWO_STEP | Flags::PTP_TIMESCALE);
+                let sync = write(
+                    header,
+                    Body::Sync {
+                        origin_timestamp: PtpTimestamp::ZERO,
+                    },
+                );
+                let follow = write(
+                    PtpHeader::new(MessageType::FollowUp, master_port, sequence),
+                    Body::FollowUp {
+                        precise_origin_timestamp: PtpTimestamp::from_tai_nanos(t1)
+                            .unwrap_or(PtpTimestamp::ZERO),
+                    },
+                );
+                if let Some(d) = world.link.delay(false, seconds, &mut rng) {
+                    let rx = t + ns(d);
+                    queue.push(
+                        rx,
+                        PtpEvent::ToSlave {
+                            bytes: sync,
+                            rx_true: rx,
+                        },
+                    );
+                    queue.push(
+                        rx + ns(20e-6),
+                        PtpEvent::ToSlave {
+                            bytes: follow,
+                            rx_true: rx + ns(20e-6),
+                        },
+                    );
+                }
+                queue.push(t + ns(world.sync_interval), PtpEvent::Sync);
+            }
+            PtpEvent::ToSlave { bytes, rx_true } => {
+                let rx =
+                    slave.read_ns(0.0, &mut rng) + (noise * rng.uniform() * NS).round() as i128;
+                let _ = rx_true;
+                let mono = slave.monotonic();
+                match core.handle_message(&bytes, rx, mono) {
+                    Ok(Some(sample)) => {
+                        if let Some(step) = sample.step {
+                            let Ok(()) = slave.step(step);
+                        }
+                        let Ok(()) = slave.set_frequency(sample.frequency_ppb / 1000.0);
+                    }
+                    Ok(None) => {}
+                    Err(_) => errors += 1,
+                }
+                let is_follow_up = PtpMessage::parse(&bytes)
+                    .is_ok_and(|m| m.header.message_type == MessageType::FollowUp);
+                if is_follow_up {
+                    let mut buf = [0u8; 64];
+                    if let Some(len) = core.delay_request(&mut buf) {
+                        let t3 = slave.read_ns(0.0, &mut rng)
+                            + (noise * rng.uniform() * NS).round() as i128;
+                        core.delay_req_sent(t3);
+                        if let Some(d) = world.link.delay(true, seconds, &mut rng) {
+                            queue.push(
+                                t + ns(d),
+                                PtpEvent::DelayReq {
+                                    bytes: buf[..len].to_vec(),
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            PtpEvent::DelayReq { bytes } => {
+                let t4 = master_time(t, &mut rng);
+                let Ok(req) = PtpMessage::parse(&bytes) else {
+                    continue;
+                };
+                let resp = write(
+                    PtpHeader::new(MessageType::DelayResp, master_port, req.header.sequence_id),
+                    Body::DelayResp {
+                        receive_timestamp: PtpTimestamp::from_tai_nanos(t4)
+                            .unwrap_or(PtpTimestamp::ZERO),
+                        requesting_port_identity: req.header.source_port_identity,
+                    },
+                );
+                if let Some(d) = world.link.delay(false, seconds, &mut rng) {
+                    let rx = t + ns(d);
+                    queue.push(
+                        rx,
+                        PtpEvent::ToSlave {
+                            bytes: resp,
+                            rx_true: rx,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    trace.steps = slave.steps();
+    trace.discipline_errors = errors;
+    RunResult {
+        nodes: vec![trace],
+        ..RunResult::default()
+    }
+}

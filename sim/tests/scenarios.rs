@@ -1,0 +1,164 @@
+//! Every scenario against its bars, with the checks each one exists for.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use tempora_sim::{RunResult, Variant, all, by_name, run};
+
+fn run_checked(name: &str, seed: u64) -> RunResult {
+    let scenario = by_name(name).unwrap();
+    let result = run(&scenario, seed, None, Variant::Default);
+    for c in &result.checks {
+        assert!(
+            c.passed,
+            "{name} seed {seed}: {} = {} over the bar {}",
+            c.what, c.measured, c.bar
+        );
+    }
+    assert!(result.passed(), "{name}: no bars were checked");
+    result
+}
+
+fn mark(result: &RunResult, source: &str) -> char {
+    result
+        .sources
+        .iter()
+        .find(|s| s.name == source)
+        .unwrap()
+        .mark
+}
+
+#[test]
+fn every_scenario_meets_its_bars_on_two_seeds() {
+    for scenario in all() {
+        for seed in [1, 2] {
+            run_checked(scenario.name, seed);
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_run_bit_for_bit() {
+    let s = by_name("hierarchy").unwrap();
+    let a = run(&s, 7, Some(900.0), Variant::Default);
+    let b = run(&s, 7, Some(900.0), Variant::Default);
+    for (x, y) in a.nodes.iter().zip(&b.nodes) {
+        assert_eq!(
+            x.offsets.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            y.offsets.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+    let c = run(&s, 8, Some(900.0), Variant::Default);
+    assert_ne!(
+        a.nodes[0].offsets, c.nodes[0].offsets,
+        "another seed, another run"
+    );
+}
+
+#[test]
+fn hierarchy_marks_the_drifting_server_and_stays_at_stratum_4() {
+    let r = run_checked("hierarchy", 1);
+    assert_eq!(mark(&r, "s3-c"), 'x', "{:?}", r.sources);
+    assert!(matches!(mark(&r, "s3-a"), '*' | '+'));
+    assert!(matches!(mark(&r, "s3-b"), '*' | '+'));
+    let tracking = r.tracking.unwrap();
+    assert_eq!(tracking.stratum, 4);
+    assert_ne!(tracking.reference, "s3-c");
+    assert!(r.sources.iter().all(|s| s.reach == 0o377));
+}
+
+#[test]
+fn two_falsetickers_of_five_are_marked() {
+    let r = run_checked("falsetickers-2of5", 1);
+    assert_eq!(mark(&r, "liar-1"), 'x');
+    assert_eq!(mark(&r, "liar-2"), 'x');
+    for honest in ["honest-1", "honest-2", "honest-3"] {
+        assert!(
+            matches!(mark(&r, honest), '*' | '+' | '-'),
+            "{:?}",
+            r.sources
+        );
+    }
+}
+
+#[test]
+fn three_falsetickers_of_five_are_not_followed() {
+    let r = run_checked("falsetickers-3of5", 1);
+    let tracking = r.tracking.clone().unwrap();
+    assert_eq!(tracking.reference, "(none)", "no majority: no system peer");
+    assert!(
+        tracking.true_offset.abs() < 0.015,
+        "{}",
+        tracking.true_offset
+    );
+    assert_eq!(r.tracked().unwrap().steps, 0);
+}
+
+#[test]
+fn a_100_s_offset_is_stepped_at_once_and_never_silently_slewed() {
+    let r = run_checked("step-100s", 1);
+    assert_eq!(r.tracked().unwrap().steps, 1);
+    let s = by_name("step-100s").unwrap();
+    let slew_only = run(&s, 1, Some(300.0), Variant::SlewOnly);
+    let client = slew_only.tracked().unwrap();
+    assert_eq!(client.steps, 0);
+    // Refused and reported, not slewed for hours: the clock is still 100 s off.
+    assert!(client.discipline_errors > 0);
+    assert!(
+        (client.offsets.last().unwrap() - 100.0).abs() < 0.1,
+        "{:?}",
+        client.offsets.last()
+    );
+}
+
+#[test]
+fn a_reverted_snapshot_is_stepped_back_within_a_poll_of_seeing_it() {
+    let r = run_checked("snapshot-revert", 1);
+    let client = r.tracked().unwrap();
+    assert_eq!(client.steps, 1);
+    // The jump is at 1500 s; polls are at most 64 s apart: seen by the first poll, stepped
+    // at the next.
+    let back = client.stats.unwrap().sync_time.unwrap();
+    assert!(back <= 1500.0 + 2.0 * 64.0 + 10.0, "{back}");
+}
+
+#[test]
+fn an_hour_of_outage_is_held_over_and_recovered_without_a_step() {
+    let r = run_checked("outage-1h", 1);
+    let client = r.tracked().unwrap();
+    assert_eq!(client.steps, 0);
+    let during: Vec<f64> = client
+        .times
+        .iter()
+        .zip(&client.offsets)
+        .filter(|(t, _)| (1800.0..5400.0).contains(*t))
+        .map(|(_, o)| o.abs())
+        .collect();
+    let worst = during.iter().fold(0.0f64, |m, o| m.max(*o));
+    // 20 ppm oscillator, estimate good to ~0.1 ppm, wander 1e-9: well under 5 ms.
+    assert!(worst < 5e-3, "holdover error {worst}");
+}
+
+#[test]
+fn the_rfc_chain_runs_and_is_the_reference() {
+    let s = by_name("one-server").unwrap();
+    let rfc = run(&s, 1, None, Variant::Rfc);
+    let default = run(&s, 1, None, Variant::Default);
+    let (r, d) = (
+        rfc.tracked().unwrap().stats.unwrap(),
+        default.tracked().unwrap().stats.unwrap(),
+    );
+    assert!(rfc.tracked().unwrap().offsets.iter().all(|o| o.is_finite()));
+    // The default estimator is better than the RFC chain on the same seed.
+    assert!(
+        d.rms_offset < r.rms_offset || r.sync_time.is_none(),
+        "default {d:?} rfc {r:?}"
+    );
+}
+
+#[test]
+fn ptp_meets_linuxptp_bars() {
+    let hw = run_checked("ptp-hw", 1);
+    let s = hw.tracked().unwrap().stats.unwrap();
+    assert!(s.sync_time.unwrap() <= 40.0 && s.rms_offset <= 1e-6);
+    run_checked("ptp-sw", 1);
+}
