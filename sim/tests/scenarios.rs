@@ -162,3 +162,66 @@ fn ptp_meets_linuxptp_bars() {
     assert!(s.sync_time.unwrap() <= 40.0 && s.rms_offset <= 1e-6);
     run_checked("ptp-sw", 1);
 }
+
+#[test]
+fn minus_400_ppm_meets_the_bars_too() {
+    let mut s = by_name("freq-400ppm").unwrap();
+    let tempora_sim::scenario::World::Ntp(world) = &mut s.world else {
+        panic!()
+    };
+    world.nodes[1].clock.frequency_ppm = -400.0;
+    let r = run(&s, 3, None, Variant::Default);
+    assert!(r.passed(), "{:?}", r.checks);
+}
+
+#[test]
+fn a_rate_kiss_of_death_server_is_backed_off_and_the_client_syncs_elsewhere() {
+    use tempora_sim::model::{ClockSpec, Direction, Jitter, Link};
+    use tempora_sim::scenario::{Node, Role, Upstream, World};
+    let mut s = by_name("one-server").unwrap();
+    let World::Ntp(world) = &mut s.world else {
+        panic!()
+    };
+    let link = Link::symmetric(Direction::new(100e-6, Jitter::Exponential(100e-6)));
+    world.nodes = vec![
+        Node {
+            name: "server".into(),
+            clock: ClockSpec::PERFECT,
+            role: Role::Primary,
+        },
+        Node {
+            name: "rate-limiter".into(),
+            clock: ClockSpec::PERFECT,
+            role: Role::KissRate,
+        },
+        Node {
+            name: "client".into(),
+            clock: ClockSpec {
+                offset: 0.01,
+                frequency_ppm: 10.0,
+                wander: 1e-9,
+                read_noise: 0.0,
+            },
+            role: Role::Client {
+                upstreams: vec![
+                    Upstream {
+                        node: 0,
+                        link: link.clone(),
+                    },
+                    Upstream { node: 1, link },
+                ],
+            },
+        },
+    ];
+    world.client = 2;
+    let r = run(&s, 1, Some(1200.0), Variant::Default);
+    assert!(r.passed(), "{:?}", r.checks);
+    let kod = r.sources.iter().find(|x| x.name == "rate-limiter").unwrap();
+    let good = r.sources.iter().find(|x| x.name == "server").unwrap();
+    assert_eq!(kod.reach, 0, "a KoD is no answer");
+    assert_eq!(
+        kod.poll, 6,
+        "RATE backs the poll off to the maximum: {kod:?}"
+    );
+    assert_eq!(good.mark, '*');
+}
