@@ -232,6 +232,16 @@ fn recv_with_cmsgs(
     Ok((n as usize, sockaddr_to_std(&addr, msg.msg_namelen), out))
 }
 
+/// Takes one transmit timestamp off a socket's error queue.
+fn recv_tx_timestamp(fd: RawFd, operation: &'static str) -> Result<TxTimestamp, Error> {
+    let mut scratch = [0u8; 128];
+    let (_, _, cmsgs) = recv_with_cmsgs(fd, &mut scratch, libc::MSG_ERRQUEUE, operation)?;
+    match (cmsgs.opt_id, cmsgs.timestamp) {
+        (Some(id), Some(timestamp)) => Ok(TxTimestamp { id, timestamp }),
+        _ => Err(Error::MissingTimestamp { what: "transmit" }),
+    }
+}
+
 fn sockaddr_to_std(addr: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     match i32::from(addr.ss_family) {
         libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
@@ -325,17 +335,7 @@ impl TimestampedSocket {
     /// Takes one transmit timestamp off the error queue (`WouldBlock` as an
     /// [`Error::Os`] when there is none yet on a non-blocking socket).
     pub fn recv_tx_timestamp(&self) -> Result<TxTimestamp, Error> {
-        let mut scratch = [0u8; 64];
-        let (_, _, cmsgs) = recv_with_cmsgs(
-            self.socket.as_raw_fd(),
-            &mut scratch,
-            libc::MSG_ERRQUEUE,
-            "recvmsg (error queue)",
-        )?;
-        match (cmsgs.opt_id, cmsgs.timestamp) {
-            (Some(id), Some(timestamp)) => Ok(TxTimestamp { id, timestamp }),
-            _ => Err(Error::MissingTimestamp { what: "transmit" }),
-        }
+        recv_tx_timestamp(self.socket.as_raw_fd(), "recvmsg (error queue)")
     }
 
     /// Joins an IPv4 multicast group (the PTP groups are in [`tempora_ptp_groups`]) on the
@@ -537,17 +537,7 @@ impl PacketSocket {
 
     /// Takes one transmit timestamp off the error queue.
     pub fn recv_tx_timestamp(&self) -> Result<TxTimestamp, Error> {
-        let mut scratch = [0u8; 128];
-        let (_, _, cmsgs) = recv_with_cmsgs(
-            self.fd.as_raw_fd(),
-            &mut scratch,
-            libc::MSG_ERRQUEUE,
-            "recvmsg (AF_PACKET error queue)",
-        )?;
-        match (cmsgs.opt_id, cmsgs.timestamp) {
-            (Some(id), Some(timestamp)) => Ok(TxTimestamp { id, timestamp }),
-            _ => Err(Error::MissingTimestamp { what: "transmit" }),
-        }
+        recv_tx_timestamp(self.fd.as_raw_fd(), "recvmsg (AF_PACKET error queue)")
     }
 
     /// Sets a receive timeout (so tests and tools never hang).

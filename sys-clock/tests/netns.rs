@@ -74,6 +74,19 @@ impl Drop for Pair {
     }
 }
 
+/// Sends until the kernel stamps a received packet (it turns timestamping on through
+/// deferred work), at most 100 times: `exchange` sends one, receives it, and says whether
+/// the receive timestamp came from the kernel.
+fn warm_up(mut exchange: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if exchange() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the kernel never stamped a packet on the veth");
+}
+
 fn realtime() -> i128 {
     tempora_sys_clock::SystemClock::new()
         .now_realtime()
@@ -113,23 +126,15 @@ fn udp_timestamps_and_multicast_over_veth() {
     });
     // Warm-up: the kernel turns timestamping on through deferred work.
     let mut buf = [0u8; 32];
-    let mut warmed = false;
-    for _ in 0..100 {
+    warm_up(|| {
         let warm = sender
             .send_to(b"warm", "10.214.1.2:11319".parse().unwrap())
             .unwrap();
         let got = receiver.recv_from(&mut buf).unwrap();
         assert_eq!(sender.recv_tx_timestamp().unwrap().id, warm);
-        if got
-            .timestamp
+        got.timestamp
             .is_some_and(|t| t.source == TimestampSource::Software)
-        {
-            warmed = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(warmed, "the kernel never stamped a packet on the veth");
+    });
     let before = realtime();
     let unicast = sender
         .send_to(b"unicast", "10.214.1.2:11319".parse().unwrap())
@@ -191,21 +196,13 @@ fn packet_socket_round_trip_over_veth() {
     frame.extend_from_slice(&[0x5A; 44]);
     // Warm-up: the kernel turns timestamping on through deferred work.
     let mut buf = [0u8; 128];
-    let mut warmed = false;
-    for _ in 0..100 {
+    warm_up(|| {
         let warm = sender.send(&frame).unwrap();
         let got = receiver.recv(&mut buf).unwrap();
         assert_eq!(sender.recv_tx_timestamp().unwrap().id, warm);
-        if got
-            .timestamp
+        got.timestamp
             .is_some_and(|t| t.source == TimestampSource::Software)
-        {
-            warmed = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(warmed, "the kernel never stamped a frame on the veth");
+    });
     let before = realtime();
     let id = sender.send(&frame).unwrap();
     let got = receiver.recv(&mut buf).unwrap();
