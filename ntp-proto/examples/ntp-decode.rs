@@ -7,7 +7,8 @@
 //! echo 2300...f0 | cargo run -p tempora-ntp-proto --example ntp-decode -- -
 //! ```
 
-use std::io::Read;
+use std::fmt::Write as _;
+use std::io::{Read, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         inputs = files;
     }
     let mut failed = false;
+    let mut out = String::new();
     for input in &inputs {
         let text = if input == "-" {
             let mut s = String::new();
@@ -48,16 +50,18 @@ fn main() -> ExitCode {
             }
         };
         let name = input.rsplit('/').next().unwrap_or(input);
-        println!("{name} ({} bytes)", bytes.len());
+        let _ = writeln!(out, "{name} ({} bytes)", bytes.len());
         match NtpPacket::parse(&bytes) {
-            Ok(packet) => print_packet(&packet),
+            Ok(packet) => print_packet(&mut out, &packet),
             Err(e) => {
-                println!("  not a valid NTP time packet: {e}");
+                let _ = writeln!(out, "  not a valid NTP time packet: {e}");
                 failed = true;
             }
         }
-        println!();
+        let _ = writeln!(out);
     }
+    // A reader that stops early (`| head`, `| grep -q`) closes the pipe: that is not an error.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
     if failed {
         ExitCode::FAILURE
     } else {
@@ -84,12 +88,12 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn print_packet(packet: &NtpPacket<'_>) {
+fn print_packet(out: &mut String, packet: &NtpPacket<'_>) {
     let h = &packet.header;
     let pivot = UnixTime::from(std::time::SystemTime::now());
-    println!("  leap          {:?}", h.leap);
-    println!("  version       {:?}", h.version);
-    println!("  mode          {:?}", h.mode);
+    let _ = writeln!(out, "  leap          {:?}", h.leap);
+    let _ = writeln!(out, "  version       {:?}", h.version);
+    let _ = writeln!(out, "  mode          {:?}", h.mode);
     let is_request = matches!(h.mode, AssociationMode::Client);
     let class = match h.stratum.0 {
         0 if is_request => "unspecified",
@@ -99,19 +103,26 @@ fn print_packet(packet: &NtpPacket<'_>) {
         16 => "unsynchronised",
         _ => "reserved",
     };
-    println!("  stratum       {} ({class})", h.stratum.0);
-    println!(
+    let _ = writeln!(out, "  stratum       {} ({class})", h.stratum.0);
+    let _ = writeln!(
+        out,
         "  poll          {} ({} s)",
         h.poll.0,
         h.poll.to_seconds_f64()
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  precision     {} ({:.3e} s)",
         h.precision.0,
         h.precision.to_seconds_f64()
     );
-    println!("  root delay    {:.6} s", h.root_delay.to_seconds_f64());
-    println!(
+    let _ = writeln!(
+        out,
+        "  root delay    {:.6} s",
+        h.root_delay.to_seconds_f64()
+    );
+    let _ = writeln!(
+        out,
         "  root disp.    {:.6} s",
         h.root_dispersion.to_seconds_f64()
     );
@@ -127,41 +138,49 @@ fn print_packet(packet: &NtpPacket<'_>) {
         ReferenceIdKind::Upstream(id) => format!("upstream {} (or an IPv6 hash)", id.to_ipv4()),
         ReferenceIdKind::Unspecified(id) => format!("{:02x?}", id.0),
     };
-    println!("  reference id  {refid}");
+    let _ = writeln!(out, "  reference id  {refid}");
     for (label, ts) in [
         ("reference", h.reference_timestamp),
         ("origin", h.origin_timestamp),
         ("receive", h.receive_timestamp),
         ("transmit", h.transmit_timestamp),
     ] {
-        println!("  {label:<13} {}", format_timestamp(ts, pivot));
+        let _ = writeln!(out, "  {label:<13} {}", format_timestamp(ts, pivot));
     }
     let fields: Vec<_> = packet.extension_fields.into_iter().collect();
     if fields.is_empty() {
-        println!("  ext. fields   none");
+        let _ = writeln!(out, "  ext. fields   none");
     }
     for field in fields {
-        println!(
+        let _ = writeln!(
+            out,
             "  ext. field    {:?}, {} value bytes",
             field.field_type,
             field.value.len()
         );
     }
     match packet.mac {
-        None => println!("  MAC           none"),
-        Some(mac) if mac.is_crypto_nak() => println!("  MAC           crypto-NAK"),
-        Some(mac) => println!(
-            "  MAC           key {}, {}-byte digest",
-            mac.key_id,
-            mac.digest.len()
-        ),
+        None => {
+            let _ = writeln!(out, "  MAC           none");
+        }
+        Some(mac) if mac.is_crypto_nak() => {
+            let _ = writeln!(out, "  MAC           crypto-NAK");
+        }
+        Some(mac) => {
+            let _ = writeln!(
+                out,
+                "  MAC           key {}, {}-byte digest",
+                mac.key_id,
+                mac.digest.len()
+            );
+        }
     }
     if h.mode == AssociationMode::Server {
         let verdict = match check_response(h, h.origin_timestamp, None) {
             Ok(()) => "usable".to_string(),
             Err(rejection) => format!("not usable: {rejection}"),
         };
-        println!("  as a response {verdict}");
+        let _ = writeln!(out, "  as a response {verdict}");
     }
 }
 

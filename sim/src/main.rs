@@ -1,5 +1,7 @@
 //! `tempora-sim`: run a scenario, print chronyc-like tables and statistics, draw an SVG.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,15 +90,26 @@ fn main() -> ExitCode {
             };
         }
     };
+    let mut out = String::new();
+    let code = body(&args, &mut out);
+    // A reader that stops early (`| head`, `| grep -q`) closes the pipe: that is not an error.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    code
+}
+
+fn body(args: &Args, out: &mut String) -> ExitCode {
     if args.list {
         for s in all() {
-            println!("{:<20} {}", s.name, s.description);
+            let _ = writeln!(out, "{:<20} {}", s.name, s.description);
         }
         return ExitCode::SUCCESS;
     }
     if args.compare {
-        println!("| scenario | chain | sync time | RMS offset | max offset | RMS freq | bars |");
-        println!("|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| scenario | chain | sync time | RMS offset | max offset | RMS freq | bars |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
         for s in all() {
             for (label, variant) in [("default", Variant::Default), ("RFC 5905", Variant::Rfc)] {
                 if label == "RFC 5905" && matches!(s.world, tempora_sim::scenario::World::Ptp(_)) {
@@ -119,7 +132,8 @@ fn main() -> ExitCode {
                 } else {
                     ("-".into(), "-".into(), "-".into())
                 };
-                println!(
+                let _ = writeln!(
+                    out,
                     "| {} | {} | {} | {rms} | {max} | {freq} | {} |",
                     s.name,
                     label,
@@ -141,7 +155,9 @@ fn main() -> ExitCode {
     let result = run(&scenario, args.seed, args.duration, args.variant);
     if args.json {
         match serde_json::to_string_pretty(&result) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => {
+                let _ = writeln!(out, "{json}");
+            }
             Err(e) => {
                 eprintln!("tempora-sim: {e}");
                 return ExitCode::FAILURE;
@@ -153,17 +169,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    println!("{}: {}\n", scenario.name, scenario.description);
+    let _ = writeln!(out, "{}: {}\n", scenario.name, scenario.description);
     if !result.sources.is_empty() {
-        println!("{}", report::sources(&result));
-        println!("{}", report::tracking(&result));
+        let _ = writeln!(out, "{}", report::sources(&result));
+        let _ = writeln!(out, "{}", report::tracking(&result));
     }
-    print!("{}", report::summary(&result));
+    let _ = write!(out, "{}", report::summary(&result));
     let path = args
         .svg
+        .clone()
         .unwrap_or_else(|| PathBuf::from(format!("tempora-sim-{}.svg", scenario.name)));
     match report::svg(&result, &path) {
-        Ok(()) => println!("\nPlot of every node's true offset: {}", path.display()),
+        Ok(()) => {
+            let _ = writeln!(
+                out,
+                "\nPlot of every node's true offset: {}",
+                path.display()
+            );
+        }
         Err(e) => eprintln!("tempora-sim: could not write {}: {e}", path.display()),
     }
     if result.passed() {
