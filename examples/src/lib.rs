@@ -5,11 +5,13 @@
 //!   codes, the response checks, the per-source filter).
 //! - [`ntp::NtpSystem`]: selection over the sources, the discipline, and the state a
 //!   server built on it passes downstream (stratum, root delay and dispersion).
+//! - [`ntp::query`]: one-shot queries (`ntp-client query`), observe-only.
 //! - [`ptp::PtpSlaveCore`]: the measuring half of a PTP slave port (E2E, one- and
 //!   two-step, median path delay, PI servo).
 
 pub mod ntp {
     //! The NTP client core.
+    pub mod query;
     mod source;
     mod system;
     pub use source::{Estimator, NtpSource, ResponseOutcome, SourceConfig};
