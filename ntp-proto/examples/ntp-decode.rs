@@ -189,30 +189,5 @@ fn format_timestamp(ts: NtpTimestamp, pivot: UnixTime) -> String {
     if ts.is_zero() {
         return "0 (unknown)".into();
     }
-    let t = ts.to_unix(pivot);
-    let days = t.seconds().div_euclid(86_400);
-    let secs = t.seconds().rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z  ({:#018x})",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        t.nanos(),
-        ts.to_bits()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    format!("{}  ({:#018x})", ts.to_unix(pivot), ts.to_bits())
 }

@@ -112,6 +112,32 @@ impl UnixTime {
     }
 }
 
+impl core::fmt::Display for UnixTime {
+    /// RFC 3339 in UTC with nanoseconds: `2036-02-07T06:28:16.000000000Z`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let days = self.seconds.div_euclid(86_400);
+        let secs = self.seconds.rem_euclid(86_400);
+        // Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+        let z = days as i128 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i128::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            self.nanos
+        )
+    }
+}
+
 impl TryFrom<(i64, u32)> for UnixTime {
     type Error = Error;
     fn try_from((seconds, nanos): (i64, u32)) -> Result<Self, Error> {
@@ -637,6 +663,30 @@ mod tests {
         assert_eq!(Log2Seconds(4).to_duration(), NtpDuration::from_seconds(16));
         assert_eq!(Log2Seconds(-40).to_duration(), NtpDuration::ZERO);
         assert_eq!(Log2Seconds(40).to_duration(), NtpDuration::MAX);
+    }
+
+    #[test]
+    fn rfc3339_display() {
+        assert_eq!(
+            UnixTime::EPOCH.to_string(),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            unix(ERA1_START_UNIX, 5).to_string(),
+            "2036-02-07T06:28:16.000000005Z"
+        );
+        assert_eq!(
+            unix(i64::from(i32::MAX), 0).to_string(),
+            "2038-01-19T03:14:07.000000000Z"
+        );
+        assert_eq!(
+            unix(-UNIX_EPOCH_NTP_SECONDS, 0).to_string(),
+            "1900-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            unix(951_782_400, 0).to_string(),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 
     #[test]
