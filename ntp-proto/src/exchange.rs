@@ -482,9 +482,18 @@ mod tests {
             prop_assert!((m.delay.as_nanos() - 2 * one_way_us * 1000).abs() <= 2);
         }
 
+        /// Any four timestamps: no panic, and swapping the roles of client and server
+        /// negates the offset (to the last bit of rounding) and the delay.
         #[test]
-        fn extreme_timestamps_never_panic(a: u64, b: u64, c: u64, d: u64) {
-            let _ = offset_and_delay(NtpTimestamp::from_bits(a), NtpTimestamp::from_bits(b), NtpTimestamp::from_bits(c), NtpTimestamp::from_bits(d));
+        fn swapping_roles_negates_offset_and_delay(a: u64, b: u64, c: u64, d: u64) {
+            let t = |x| NtpTimestamp::from_bits(x);
+            let m = offset_and_delay(t(a), t(b), t(c), t(d));
+            let swapped = offset_and_delay(t(b), t(a), t(d), t(c));
+            let sum = i128::from(m.offset.to_bits()) + i128::from(swapped.offset.to_bits());
+            prop_assert!((-1..=0).contains(&sum), "{m:?} {swapped:?}");
+            if m.delay != NtpDuration::MIN && m.delay != NtpDuration::MAX {
+                prop_assert_eq!(swapped.delay, -m.delay);
+            }
         }
     }
 }

@@ -251,8 +251,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                 source,
                 bytes,
             } => {
-                let Some(response) = serve(&mut nodes[server], server, &bytes, seconds, &mut rng)
-                else {
+                let Some(response) = serve(&mut nodes[server], &bytes, seconds, &mut rng) else {
                     continue;
                 };
                 let processing = 5e-6;
@@ -390,13 +389,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
 }
 
 /// A server node answers a request: its state, its time, its lie.
-fn serve(
-    node: &mut SimNode,
-    index: usize,
-    request: &[u8; 48],
-    seconds: f64,
-    rng: &mut Rng,
-) -> Option<[u8; 48]> {
+fn serve(node: &mut SimNode, request: &[u8; 48], seconds: f64, rng: &mut Rng) -> Option<[u8; 48]> {
     let req = NtpHeader::parse_bytes(request).ok()?;
     let bias = match (&node.role, node.serve_drift) {
         (
@@ -439,7 +432,6 @@ fn serve(
                 .map(|h| h.to_bytes());
         }
     };
-    let _ = index;
     server_response(&req, &state, rx, tx)
         .ok()
         .map(|h| h.to_bytes())
@@ -452,7 +444,7 @@ fn apply(clock: &mut SimClock, action: &ClockAction) {
 
 enum PtpEvent {
     Sync,
-    ToSlave { bytes: Vec<u8>, rx_true: i64 },
+    ToSlave { bytes: Vec<u8> },
     DelayReq { bytes: Vec<u8> },
     Sample,
 }
@@ -522,27 +514,14 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
                 );
                 if let Some(d) = world.link.delay(false, seconds, &mut rng) {
                     let rx = t + ns(d);
-                    queue.push(
-                        rx,
-                        PtpEvent::ToSlave {
-                            bytes: sync,
-                            rx_true: rx,
-                        },
-                    );
-                    queue.push(
-                        rx + ns(20e-6),
-                        PtpEvent::ToSlave {
-                            bytes: follow,
-                            rx_true: rx + ns(20e-6),
-                        },
-                    );
+                    queue.push(rx, PtpEvent::ToSlave { bytes: sync });
+                    queue.push(rx + ns(20e-6), PtpEvent::ToSlave { bytes: follow });
                 }
                 queue.push(t + ns(world.sync_interval), PtpEvent::Sync);
             }
-            PtpEvent::ToSlave { bytes, rx_true } => {
+            PtpEvent::ToSlave { bytes } => {
                 let rx =
                     slave.read_ns(0.0, &mut rng) + (noise * rng.uniform() * NS).round() as i128;
-                let _ = rx_true;
                 let mono = slave.monotonic();
                 match core.handle_message(&bytes, rx, mono) {
                     Ok(Some(sample)) => {
@@ -588,13 +567,7 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
                 );
                 if let Some(d) = world.link.delay(false, seconds, &mut rng) {
                     let rx = t + ns(d);
-                    queue.push(
-                        rx,
-                        PtpEvent::ToSlave {
-                            bytes: resp,
-                            rx_true: rx,
-                        },
-                    );
+                    queue.push(rx, PtpEvent::ToSlave { bytes: resp });
                 }
             }
         }
