@@ -74,8 +74,8 @@ impl Drop for Pair {
     }
 }
 
-/// Sends until the kernel stamps a received packet (it turns timestamping on through
-/// deferred work), at most 100 times: `exchange` sends one, receives it, and says whether
+/// Sends until the kernel stamps a received packet (datagrams can arrive unstamped just
+/// after timestamping is turned on), at most 100 times: `exchange` sends one, receives it, and says whether
 /// the receive timestamp came from the kernel.
 fn warm_up(mut exchange: impl FnMut() -> bool) {
     for _ in 0..100 {
@@ -124,7 +124,7 @@ fn udp_timestamps_and_multicast_over_veth() {
             .unwrap();
         socket
     });
-    // Warm-up: the kernel turns timestamping on through deferred work.
+    // Warm-up, bounded: the kernel must stamp a packet before the measured exchange.
     let mut buf = [0u8; 32];
     warm_up(|| {
         let warm = sender
@@ -194,7 +194,7 @@ fn packet_socket_round_trip_over_veth() {
         0x01, 0x1B, 0x19, 0, 0, 0, 0x02, 0, 0, 0, 0, 0x01, 0x88, 0xF7,
     ];
     frame.extend_from_slice(&[0x5A; 44]);
-    // Warm-up: the kernel turns timestamping on through deferred work.
+    // Warm-up, bounded: the kernel must stamp a packet before the measured exchange.
     let mut buf = [0u8; 128];
     warm_up(|| {
         let warm = sender.send(&frame).unwrap();
