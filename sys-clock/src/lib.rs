@@ -14,6 +14,8 @@
 //!   and transmit timestamps (SO_TIMESTAMPING, transmit timestamps matched by OPT_ID), the
 //!   SO_TIMESTAMPNS fallback, multicast membership; with the `tokio` feature,
 //!   [`AsyncTimestampedSocket`].
+//! - [`BatchSocket`]: a server's UDP socket: recvmmsg/sendmmsg batches, SO_REUSEPORT,
+//!   receive timestamps on every datagram and transmit timestamps on request.
 //!
 //! Every error is an [`Error`] that keeps the errno; EPERM becomes
 //! [`Error::PermissionDenied`], which says the process lacks CAP_SYS_TIME and that
@@ -23,11 +25,13 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod batch;
 mod error;
 mod phc;
 mod socket;
 mod timex;
 
+pub use batch::{BatchOptions, BatchSocket, MAX_BATCH, RecvMeta, SendItem};
 pub use error::Error;
 pub use phc::{
     OffsetMethod, PhcCapabilities, PhcClock, PhcOffset, TimestampingInfo, best_reading,

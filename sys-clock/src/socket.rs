@@ -85,7 +85,7 @@ fn flags_for(mode: TimestampMode) -> u32 {
     }
 }
 
-fn setsockopt<T>(
+pub(crate) fn setsockopt<T>(
     fd: RawFd,
     level: i32,
     name: i32,
@@ -141,9 +141,9 @@ struct CmsgBuffer([u8; 512]);
 
 /// What the control messages of one recvmsg carried.
 #[derive(Default)]
-struct Cmsgs {
-    timestamp: Option<Timestamp>,
-    opt_id: Option<u32>,
+pub(crate) struct Cmsgs {
+    pub(crate) timestamp: Option<Timestamp>,
+    pub(crate) opt_id: Option<u32>,
 }
 
 fn timespec_nanos(ts: &libc::timespec) -> i128 {
@@ -151,7 +151,7 @@ fn timespec_nanos(ts: &libc::timespec) -> i128 {
 }
 
 /// A user-space receive timestamp, for datagrams the kernel left unstamped.
-fn userspace_timestamp() -> Option<Timestamp> {
+pub(crate) fn userspace_timestamp() -> Option<Timestamp> {
     crate::timex::gettime(libc::CLOCK_REALTIME)
         .ok()
         .map(|nanos| Timestamp {
@@ -188,12 +188,25 @@ fn recv_with_cmsgs(
     if n < 0 {
         return Err(Error::from_io(operation, io::Error::last_os_error()));
     }
+    // SAFETY: `msg` was just filled by recvmsg.
+    let out = unsafe { parse_cmsgs(&msg) };
+    Ok((n as usize, sockaddr_to_std(&addr, msg.msg_namelen), out))
+}
+
+/// Reads the timestamps (and, on the error queue, the OPT_ID) out of a message's
+/// control buffer.
+///
+/// # Safety
+/// `msg` must have been filled by a successful recvmsg/recvmmsg, its control buffer still
+/// live.
+pub(crate) unsafe fn parse_cmsgs(msg: &libc::msghdr) -> Cmsgs {
     let mut out = Cmsgs::default();
-    // SAFETY: `msg` was filled by recvmsg; the CMSG_* macros walk its control buffer
-    // within msg_controllen, and each header's data is read only for its own level and
-    // type, whose layout the kernel defines (timespec[3], timespec, sock_extended_err).
+    // SAFETY: the caller guarantees `msg` was filled by the kernel; the CMSG_* macros walk
+    // its control buffer within msg_controllen, and each header's data is read only for
+    // its own level and type, whose layout the kernel defines (timespec[3], timespec,
+    // sock_extended_err).
     unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {
             let level = (*cmsg).cmsg_level;
             let kind = (*cmsg).cmsg_type;
@@ -226,10 +239,10 @@ fn recv_with_cmsgs(
                     out.opt_id = Some(err.ee_data);
                 }
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
-    Ok((n as usize, sockaddr_to_std(&addr, msg.msg_namelen), out))
+    out
 }
 
 /// Takes one transmit timestamp off a socket's error queue.
@@ -242,7 +255,37 @@ fn recv_tx_timestamp(fd: RawFd, operation: &'static str) -> Result<TxTimestamp, 
     }
 }
 
-fn sockaddr_to_std(addr: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+/// One transmit timestamp off the error queue without waiting (`None` when empty;
+/// error-queue messages that carry no timestamp are skipped).
+pub(crate) fn recv_tx_timestamp_nonblocking(fd: RawFd) -> Result<Option<TxTimestamp>, Error> {
+    loop {
+        let mut scratch = [0u8; 128];
+        match recv_with_cmsgs(
+            fd,
+            &mut scratch,
+            libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+            "recvmsg (error queue)",
+        ) {
+            Ok((_, _, cmsgs)) => {
+                if let (Some(id), Some(timestamp)) = (cmsgs.opt_id, cmsgs.timestamp) {
+                    return Ok(Some(TxTimestamp { id, timestamp }));
+                }
+            }
+            Err(Error::Os { source, .. })
+                if source.kind() == io::ErrorKind::WouldBlock
+                    || source.kind() == io::ErrorKind::Interrupted =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+pub(crate) fn sockaddr_to_std(
+    addr: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<SocketAddr> {
     match i32::from(addr.ss_family) {
         libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, and it is long enough.
