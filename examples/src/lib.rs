@@ -12,11 +12,17 @@
 pub mod ntp {
     //! The NTP client core.
     pub mod query;
+    mod refclock;
+    pub mod server;
     mod source;
     mod system;
+    pub mod upstream;
+    pub use refclock::{RefclockConfig, RefclockSource};
     pub use source::{Estimator, NtpSource, ResponseOutcome, SourceConfig};
     pub use system::{DisciplineKind, NtpSystem, SystemConfig, SystemError};
 }
+
+pub mod http;
 
 pub mod ptp {
     //! The PTP slave core.

@@ -384,6 +384,20 @@ impl SteeredClock for SystemClock {
     }
 }
 
+/// Whether this process may steer clocks: CAP_SYS_TIME (bit 25) in the effective set of
+/// `/proc/self/status`. A daemon asks this once at start to choose observe-only mode with
+/// one clear log line, instead of failing on its first adjtimex with EPERM.
+pub fn has_cap_sys_time() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 25) != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,3 +426,4 @@ mod tests {
         assert!(!s.contains(StatusFlags::UNSYNC) && s.contains(StatusFlags::INS));
     }
 }
+

@@ -9,8 +9,8 @@ use tempora_clock_filter::{
     Candidate, CandidateVerdict, Leap, LocalInstant, PHI, SelectionConfig, select,
 };
 use tempora_ntp_proto::{
-    NtpPacket, NtpTimestamp, ReferenceIdKind, Rejection, UnixTime, Version, check_response,
-    client_request, offset_and_delay,
+    NtpPacket, NtpTimestamp, ReferenceId, ReferenceIdKind, Rejection, Stratum, UnixTime, Version,
+    check_response, client_request, offset_and_delay,
 };
 use tempora_sys_clock::{SystemClock, TimestampMode, TimestampedSocket};
 
@@ -127,6 +127,24 @@ fn ntp_of(nanos: i128) -> NtpTimestamp {
     NtpTimestamp::from_unix(UnixTime::from_nanos(nanos))
 }
 
+/// A reference ID as people read it: the kiss code, the reference clock's name, or the
+/// upstream's IPv4 address (or hash).
+pub fn reference_id_text(id: ReferenceId, stratum: Stratum) -> String {
+    match id.interpret(stratum) {
+        ReferenceIdKind::Kiss(code) => format!("{code:?}").to_uppercase(),
+        ReferenceIdKind::ReferenceClock(name)
+            if name.iter().all(|b| b.is_ascii_graphic() || *b == 0) =>
+        {
+            String::from_utf8_lossy(&name)
+                .trim_end_matches('\0')
+                .to_string()
+        }
+        ReferenceIdKind::ReferenceClock(_) => id.to_ipv4().to_string(),
+        ReferenceIdKind::Upstream(id) => id.to_ipv4().to_string(),
+        ReferenceIdKind::Unspecified(id) => format!("{:02x?}", id.0),
+    }
+}
+
 /// Queries one address.
 fn query_address(host: &str, address: SocketAddr, config: &QueryConfig) -> ServerReport {
     let mut report = ServerReport {
@@ -200,19 +218,7 @@ fn query_address(host: &str, address: SocketAddr, config: &QueryConfig) -> Serve
         };
         let h = packet.header;
         report.stratum = h.stratum.0;
-        report.reference_id = match h.reference_id.interpret(h.stratum) {
-            ReferenceIdKind::Kiss(code) => format!("{:?}", code).to_uppercase(),
-            ReferenceIdKind::ReferenceClock(name)
-                if name.iter().all(|b| b.is_ascii_graphic() || *b == 0) =>
-            {
-                String::from_utf8_lossy(&name)
-                    .trim_end_matches('\0')
-                    .to_string()
-            }
-            ReferenceIdKind::ReferenceClock(_) => h.reference_id.to_ipv4().to_string(),
-            ReferenceIdKind::Upstream(id) => id.to_ipv4().to_string(),
-            ReferenceIdKind::Unspecified(id) => format!("{:02x?}", id.0),
-        };
+        report.reference_id = reference_id_text(h.reference_id, h.stratum);
         report.leap = format!("{:?}", h.leap);
         report.root_delay = h.root_delay.to_seconds_f64();
         report.root_dispersion = h.root_dispersion.to_seconds_f64();

@@ -199,6 +199,14 @@ impl NtpSource {
         Some(client_request(Version::V4, transmit.to_bits()).to_bytes())
     }
 
+    /// Replaces the send time (T1) of the request in flight with a better one: the
+    /// kernel's transmit timestamp, which arrives after the send.
+    pub fn set_transmit_time(&mut self, t1: NtpTimestamp) {
+        if let Some(p) = &mut self.pending {
+            p.t1 = t1;
+        }
+    }
+
     /// Takes an answer that arrived when the local clock read `t4`, at `now`.
     pub fn handle_response(
         &mut self,

@@ -13,6 +13,7 @@ use tempora_ntp_proto::{
     LeapIndicator, Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState, Stratum,
 };
 
+use super::refclock::RefclockSource;
 use super::source::NtpSource;
 
 /// Which discipline steers.
@@ -68,6 +69,8 @@ enum Steering {
 pub struct NtpSystem {
     /// The sources, in configuration order.
     pub sources: Vec<NtpSource>,
+    /// Reference clocks; in selection indices they follow the sources.
+    pub refclocks: Vec<RefclockSource>,
     config: SystemConfig,
     steering: Steering,
     verdicts: Vec<CandidateVerdict>,
@@ -81,6 +84,16 @@ pub struct NtpSystem {
 impl NtpSystem {
     /// A system over `sources`, starting from the frequency the clock has now.
     pub fn new(sources: Vec<NtpSource>, config: SystemConfig, frequency_ppm: f64) -> Self {
+        Self::with_refclocks(sources, Vec::new(), config, frequency_ppm)
+    }
+
+    /// A system over NTP sources and reference clocks.
+    pub fn with_refclocks(
+        sources: Vec<NtpSource>,
+        refclocks: Vec<RefclockSource>,
+        config: SystemConfig,
+        frequency_ppm: f64,
+    ) -> Self {
         let steering = match config.discipline {
             DisciplineKind::Default(c) => {
                 let (d, _) = Discipline::with_frequency(
@@ -96,9 +109,10 @@ impl NtpSystem {
                 Steering::Rfc(RfcDiscipline::new(c, Some(frequency_ppm), 1e-7))
             }
         };
-        let verdicts = vec![CandidateVerdict::None; sources.len()];
+        let verdicts = vec![CandidateVerdict::None; sources.len() + refclocks.len()];
         Self {
             sources,
+            refclocks,
             config,
             steering,
             verdicts,
@@ -163,17 +177,27 @@ impl NtpSystem {
     /// every source has answered or missed its first polls: selecting on the first answer
     /// alone would follow whichever server spoke first, liar or not.
     pub fn update(&mut self, now: LocalInstant) -> Result<ActionList, SystemError> {
-        if self.updates == 0 && !self.sources.iter().all(NtpSource::is_settled) {
+        if self.updates == 0
+            && !(self.sources.iter().all(NtpSource::is_settled)
+                && self.refclocks.iter().all(RefclockSource::is_settled))
+        {
             return Err(SystemError::Starting);
         }
-        let mut candidates: Vec<Candidate> = Vec::with_capacity(self.sources.len());
-        let mut index = Vec::with_capacity(self.sources.len());
-        for (i, s) in self.sources.iter().enumerate() {
-            if let Some(c) = s.candidate(now) {
+        let total = self.sources.len() + self.refclocks.len();
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(total);
+        let mut index = Vec::with_capacity(total);
+        let offered = self
+            .sources
+            .iter()
+            .map(|s| s.candidate(now))
+            .chain(self.refclocks.iter().map(|r| r.candidate(now)));
+        for (i, c) in offered.enumerate() {
+            if let Some(c) = c {
                 candidates.push(c);
                 index.push(i);
             }
         }
+        self.verdicts.resize(total, CandidateVerdict::None);
         let mut verdicts = vec![CandidateVerdict::None; candidates.len()];
         let previous = self
             .previous_peer
@@ -189,13 +213,20 @@ impl NtpSystem {
         for (v, &i) in verdicts.iter().zip(&index) {
             self.verdicts[i] = *v;
         }
-        for (i, source) in self.sources.iter_mut().enumerate() {
-            let mark = if source.reach().is_reachable() {
-                SelectionMark::from(self.verdicts[i])
+        let verdicts = &self.verdicts;
+        let mark = |i: usize, reachable: bool| {
+            if reachable {
+                SelectionMark::from(verdicts[i])
             } else {
                 SelectionMark::Unreachable
-            };
-            source.set_mark(mark);
+            }
+        };
+        let n = self.sources.len();
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            source.set_mark(mark(i, source.reach().is_reachable()));
+        }
+        for (i, refclock) in self.refclocks.iter_mut().enumerate() {
+            refclock.set_mark(mark(n + i, refclock.reach().is_reachable()));
         }
         let estimate = result?;
         let peer = index[estimate.system_peer];
@@ -235,6 +266,9 @@ impl NtpSystem {
                 for source in &mut self.sources {
                     source.apply_correction(correction);
                 }
+                for refclock in &mut self.refclocks {
+                    refclock.apply_correction(correction);
+                }
             }
             if let ClockAction::SetFrequency { ppm } = action {
                 self.frequency_ppm = *ppm;
@@ -246,7 +280,7 @@ impl NtpSystem {
     /// system peer, its reference ID, the root delay and dispersion passed on;
     /// unsynchronised (leap 3, stratum 16) without an estimate.
     /// `peer_reference_id` gives the reference ID of a source (its address), which only
-    /// the caller knows.
+    /// the caller knows; indices past the NTP sources are reference clocks.
     pub fn server_state(
         &self,
         precision: Log2Seconds,

@@ -1,0 +1,182 @@
+//! Helpers the interop tests share: where the real peers are, free ports, processes
+//! stopped by PID on drop, test-made network namespaces.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The folder `scripts/fetch-peers.sh` unpacks Debian's packages into.
+pub fn peers_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/peers/root")
+}
+
+/// A peer binary, if fetched.
+pub fn peer(relative: &str) -> Option<PathBuf> {
+    let p = peers_root().join(relative);
+    p.exists().then_some(p)
+}
+
+/// A free UDP port on loopback.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process this test started; killed by its PID on drop.
+pub struct Process {
+    pub child: Child,
+    pub dir: PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A scratch folder for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tempora-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts chronyd with `config` lines (observe-only: -x, and no CAP_SYS_TIME), optionally
+/// inside a network namespace.
+pub fn chronyd(name: &str, config: &str, netns: Option<&str>) -> Option<Process> {
+    let Some(binary) = peer("usr/sbin/chronyd") else {
+        eprintln!("skipped: no chronyd under target/peers (run scripts/fetch-peers.sh)");
+        return None;
+    };
+    let dir = scratch(name);
+    // chronyd refuses a command socket in a folder others may write.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let conf = dir.join("chrony.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{config}\npidfile {}\nbindcmdaddress {}\n",
+            dir.join("chronyd.pid").display(),
+            dir.join("chronyd.sock").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "setpriv"]);
+            c
+        }
+        None => Command::new("setpriv"),
+    };
+    let child = cmd
+        .args(["--bounding-set=-sys_time", "--"])
+        .arg(binary)
+        .args(["-d", "-x", "-u", "root", "-f"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Some(Process { child, dir })
+}
+
+/// Runs chronyc against a chronyd started by [`chronyd`].
+pub fn chronyc(process: &Process, args: &[&str]) -> Option<String> {
+    let binary = peer("usr/bin/chronyc")?;
+    let out = Command::new(binary)
+        .arg("-h")
+        .arg(process.dir.join("chronyd.sock"))
+        .args(args)
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Polls `f` until it gives `Some`, at most `limit`.
+pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether network namespaces can be made here (root, iproute2).
+pub fn can_make_netns() -> bool {
+    Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .is_some_and(|c| c & (1 << 12) != 0)
+}
+
+/// A network namespace made by the test, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Makes `name` with loopback up.
+    pub fn new(name: &str) -> Option<Self> {
+        if !can_make_netns() {
+            eprintln!("skipped: cannot make network namespaces here");
+            return None;
+        }
+        let name = format!("{name}-{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: ip netns add failed");
+            return None;
+        }
+        let ns = Self { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        Some(ns)
+    }
+
+    /// Runs a command inside; panics if it fails.
+    pub fn exec(&self, args: &[&str]) {
+        let st = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{args:?}");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
