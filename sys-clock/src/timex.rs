@@ -426,4 +426,3 @@ mod tests {
         assert!(!s.contains(StatusFlags::UNSYNC) && s.contains(StatusFlags::INS));
     }
 }
-
