@@ -11,6 +11,7 @@
 
 pub mod ntp {
     //! The NTP client core.
+    pub mod client;
     pub mod query;
     mod refclock;
     pub mod server;

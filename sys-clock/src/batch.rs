@@ -59,6 +59,9 @@ pub struct BatchOptions {
     pub reuse_port: bool,
     /// SO_RCVBUF to ask for, bytes (the kernel caps it at net.core.rmem_max).
     pub receive_buffer: Option<usize>,
+    /// Kernel receive timestamps (and transmit timestamps on request). Off only for
+    /// tools that need no time, like a bare echo measuring the machine's ceiling.
+    pub timestamps: bool,
 }
 
 impl Default for BatchOptions {
@@ -66,6 +69,7 @@ impl Default for BatchOptions {
         Self {
             reuse_port: true,
             receive_buffer: Some(4 << 20),
+            timestamps: true,
         }
     }
 }
@@ -165,13 +169,15 @@ impl BatchSocket {
             | libc::SOF_TIMESTAMPING_RX_SOFTWARE
             | libc::SOF_TIMESTAMPING_OPT_ID
             | libc::SOF_TIMESTAMPING_OPT_TSONLY;
-        setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPING,
-            &flags,
-            "SO_TIMESTAMPING",
-        )?;
+        if options.timestamps {
+            setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPING,
+                &flags,
+                "SO_TIMESTAMPING",
+            )?;
+        }
         let (storage, len) = sockaddr_from_std(&addr);
         // SAFETY: `storage` holds a valid sockaddr of `len` bytes for the call.
         let r = unsafe { libc::bind(fd, (&raw const storage).cast(), len) };
@@ -476,6 +482,7 @@ mod tests {
             BatchOptions {
                 reuse_port: false,
                 receive_buffer: None,
+                timestamps: true,
             },
         );
         assert!(plain.is_err(), "without SO_REUSEPORT the port is taken");

@@ -155,6 +155,7 @@ fn main() -> ExitCode {
             BatchOptions {
                 reuse_port: false,
                 receive_buffer: Some(4 << 20),
+                timestamps: false,
             },
         ) {
             Ok(s) => s,
@@ -238,14 +239,22 @@ fn main() -> ExitCode {
                     malformed += 1;
                     continue;
                 };
-                let tag = h.origin_timestamp.to_bits();
+                // An answer echoes our tag in its origin; the bare echo baseline sends
+                // the request back as it was, tag still in the transmit field.
+                let tag = if h.mode == tempora_ntp_proto::AssociationMode::Client {
+                    h.transmit_timestamp.to_bits()
+                } else {
+                    h.origin_timestamp.to_bits()
+                };
                 let slot = (tag & 0xFFFF) as usize;
                 let generation = ((tag >> 24) & 0xFFFF_FFFF) as u32;
                 match flow.slots.get(slot).copied().flatten() {
                     Some((g, sent_at)) if g == generation && (tag >> 16) & 0xFF == fi as u64 => {
                         flow.slots[slot] = None;
                         flow.free.push(slot);
-                        if h.stratum == Stratum::KISS_OF_DEATH {
+                        if h.mode != tempora_ntp_proto::AssociationMode::Client
+                            && h.stratum == Stratum::KISS_OF_DEATH
+                        {
                             let code = match h.reference_id.interpret(h.stratum) {
                                 ReferenceIdKind::Kiss(KissCode::Unknown(b)) => {
                                     String::from_utf8_lossy(&b).into_owned()
