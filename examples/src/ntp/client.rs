@@ -191,13 +191,13 @@ impl ClientConfig {
             }
         }
         let s = &self.step;
-        if !(s.threshold > 0.0) {
+        if !s.threshold.is_finite() || s.threshold <= 0.0 {
             return Err(invalid("step.threshold", "must be more than 0 seconds"));
         }
         if !matches!(s.after_startup.as_str(), "confirmed" | "never" | "always") {
             return Err(invalid("step.after_startup", "confirmed, never or always"));
         }
-        if s.panic_threshold.is_some_and(|p| !(p > s.threshold)) {
+        if s.panic_threshold.is_some_and(|p| p.is_nan() || p <= s.threshold) {
             return Err(invalid(
                 "step.panic_threshold",
                 "must be more than step.threshold",
