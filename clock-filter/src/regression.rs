@@ -12,7 +12,7 @@
 use crate::{ClockCorrection, Leap, LocalInstant, Measurement, MeasurementError};
 
 /// The most samples a filter holds.
-pub const MAX_SAMPLES: usize = 64;
+pub const MAX_SAMPLES: usize = 128;
 
 /// Settings of a [`RegressionFilter`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -162,6 +162,14 @@ impl RegressionFilter {
         self.len -= count;
     }
 
+    /// Sets the maximum age of a sample, seconds (a source sets it from its poll
+    /// interval).
+    pub fn set_max_age(&mut self, seconds: f64) {
+        if seconds > 0.0 {
+            self.config.max_age = seconds;
+        }
+    }
+
     /// Forgets every sample.
     pub fn reset(&mut self) {
         self.head = 0;
@@ -254,11 +262,29 @@ impl RegressionFilter {
             min_delay = min_delay.min(self.sample(i).delay);
         }
         let floor = self.config.precision;
-        // Each sample's standard error: the floor plus the spread of a uniform error over
-        // half its excess delay (x / 2 / sqrt(3)).
+        // The shortest round trip seen is not free of queueing either: its own excess over
+        // the path's true minimum is about the gap to the eighth-shortest sample.
+        let mut sorted = [0.0f64; MAX_SAMPLES];
+        for (i, d) in sorted.iter_mut().enumerate().take(n) {
+            *d = self.sample(i).delay;
+        }
+        sorted[..n].sort_unstable_by(f64::total_cmp);
+        let scale = (sorted[(n / 8).min(n - 1)] - min_delay).max(floor);
+        // For the line, each sample's standard error is the floor plus the spread of a
+        // uniform error over half its excess delay (x / 2 / sqrt(3)), the excess counted
+        // from below the shortest sample by that gap: no single sample dominates, so the
+        // slope rests on many samples spread in time.
         let weight = |s: &Sample| {
-            let sigma = floor + (s.delay - min_delay) * 0.288_675_134_594_812_9;
+            let sigma = floor + (s.delay - min_delay + scale) * 0.288_675_134_594_812_9;
             1.0 / (sigma * sigma)
+        };
+        // The offset is the mean of the short exchanges along that slope: within the gap
+        // the errors have zero mean and are averaged; beyond it weights fall with the
+        // fourth power of the excess, as long round trips carry one-sided queueing.
+        let sharp = |s: &Sample| {
+            let x = (s.delay - min_delay) / scale;
+            let x2 = x * x;
+            1.0 / (1.0 + x2 * x2)
         };
         let t0 = newest.time;
         let (mut sw, mut swx, mut swy) = (0.0, 0.0, 0.0);
@@ -286,7 +312,19 @@ impl RegressionFilter {
         } else {
             0.0
         };
-        let intercept = mean_y - slope * mean_x;
+        let line_intercept = mean_y - slope * mean_x;
+        let (mut sharp_w, mut sharp_y) = (0.0, 0.0);
+        for i in 0..n {
+            let s = self.sample(i);
+            let w = sharp(&s);
+            sharp_w += w;
+            sharp_y += w * (s.offset - slope * s.time.seconds_since(t0));
+        }
+        let intercept = if sharp_w > 0.0 {
+            sharp_y / sharp_w
+        } else {
+            line_intercept
+        };
 
         let mut weighted_squares = 0.0;
         let mut runs = 0usize;

@@ -197,7 +197,9 @@ impl ClientConfig {
         if !matches!(s.after_startup.as_str(), "confirmed" | "never" | "always") {
             return Err(invalid("step.after_startup", "confirmed, never or always"));
         }
-        if s.panic_threshold.is_some_and(|p| p.is_nan() || p <= s.threshold) {
+        if s.panic_threshold
+            .is_some_and(|p| p.is_nan() || p <= s.threshold)
+        {
             return Err(invalid(
                 "step.panic_threshold",
                 "must be more than step.threshold",

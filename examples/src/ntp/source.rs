@@ -11,6 +11,9 @@ use tempora_ntp_proto::{
     check_response, client_request, offset_and_delay,
 };
 
+/// Samples the regression keeps per source.
+const SAMPLES: usize = 64;
+
 /// Which per-source estimator feeds the selection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Estimator {
@@ -109,6 +112,7 @@ impl NtpSource {
             last_transmit: None,
             regression: RegressionFilter::new(RegressionConfig {
                 precision: config.precision,
+                max_samples: SAMPLES,
                 ..RegressionConfig::default()
             }),
             rfc: ClockFilter::new(config.precision),
@@ -277,6 +281,10 @@ impl NtpSource {
                 self.rfc_output = None;
             }
         }
+        // Short exchanges are kept for 256 poll intervals (at most a day): long enough to
+        // average many of them and to see the frequency over a long baseline.
+        self.regression
+            .set_max_age((128.0 * f64::from(1u32 << self.poll.clamp(0, 17))).min(86_400.0));
         if self.regression.update(&measurement).is_err() {
             return ResponseOutcome::Ignored;
         }

@@ -658,7 +658,13 @@ impl Runtime {
         let now = self.now();
         let outcome = self.system.sources[i].handle_response(bytes, ntp_of(t4), now);
         match outcome {
-            ResponseOutcome::Measured(_) => {
+            ResponseOutcome::Measured(m) => {
+                tracing::trace!(
+                    source = %from,
+                    offset = m.offset,
+                    delay = m.delay,
+                    "sample"
+                );
                 self.slots[i].last_rx = Some(Instant::now());
                 self.update_system();
             }

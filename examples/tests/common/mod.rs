@@ -180,3 +180,117 @@ impl Drop for Netns {
             .status();
     }
 }
+
+/// A UDP proxy between NTP clients and one server that delays every datagram by a random
+/// time (uniform in a range per direction) and can shift the server's timestamps by a
+/// fixed lie. One thread, bounded by the lifetime of the value.
+pub struct DelayProxy {
+    pub address: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DelayProxy {
+    /// Proxies to `server`; client-to-server delay uniform in `c2s`, server-to-client in
+    /// `s2c` (seconds); `lie` seconds added to the answers' receive and transmit times.
+    pub fn start(
+        server: std::net::SocketAddr,
+        c2s: (f64, f64),
+        s2c: (f64, f64),
+        lie: f64,
+        seed: u64,
+    ) -> Self {
+        use std::collections::BinaryHeap;
+        use std::net::{SocketAddr, UdpSocket};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        front.set_nonblocking(true).unwrap();
+        let address = front.local_addr().unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            #[derive(PartialEq, Eq)]
+            struct Due(Instant, u64, Vec<u8>, Option<usize>, SocketAddr);
+            impl Ord for Due {
+                fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+                    o.0.cmp(&self.0).then(o.1.cmp(&self.1))
+                }
+            }
+            impl PartialOrd for Due {
+                fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+                    Some(self.cmp(o))
+                }
+            }
+            let mut rng = seed | 1;
+            let mut uniform = |(lo, hi): (f64, f64)| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                lo + (hi - lo) * ((rng >> 11) as f64 / (1u64 << 53) as f64)
+            };
+            let mut backs: Vec<(SocketAddr, UdpSocket)> = Vec::new();
+            let mut queue = BinaryHeap::new();
+            let mut seq = 0u64;
+            let mut buf = [0u8; 2048];
+            while !flag.load(Ordering::Relaxed) {
+                while let Ok((n, from)) = front.recv_from(&mut buf) {
+                    let i = match backs.iter().position(|(c, _)| *c == from) {
+                        Some(i) => i,
+                        None => {
+                            let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+                            b.set_nonblocking(true).unwrap();
+                            backs.push((from, b));
+                            backs.len() - 1
+                        }
+                    };
+                    let at = Instant::now() + Duration::from_secs_f64(uniform(c2s));
+                    seq += 1;
+                    queue.push(Due(at, seq, buf[..n].to_vec(), Some(i), server));
+                }
+                for (client, back) in &backs {
+                    while let Ok((n, _)) = back.recv_from(&mut buf) {
+                        let mut data = buf[..n].to_vec();
+                        if lie != 0.0 && n >= 48 {
+                            let shift = (lie * 4_294_967_296.0) as i64 as u64;
+                            for at in [32usize, 40] {
+                                let v = u64::from_be_bytes(data[at..at + 8].try_into().unwrap());
+                                data[at..at + 8]
+                                    .copy_from_slice(&v.wrapping_add(shift).to_be_bytes());
+                            }
+                        }
+                        let at = Instant::now() + Duration::from_secs_f64(uniform(s2c));
+                        seq += 1;
+                        queue.push(Due(at, seq, data, None, *client));
+                    }
+                }
+                let now = Instant::now();
+                while queue.peek().is_some_and(|d| d.0 <= now) {
+                    let Due(_, _, data, back, to) = queue.pop().unwrap();
+                    match back {
+                        Some(i) => {
+                            let _ = backs[i].1.send_to(&data, to);
+                        }
+                        None => {
+                            let _ = front.send_to(&data, to);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        });
+        Self {
+            address,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
