@@ -26,7 +26,10 @@ pub mod ntp {
 pub mod http;
 
 pub mod ptp {
-    //! The PTP slave core.
+    //! The PTP slave: the measuring core and the port state machine.
+    pub mod daemon;
+    mod port;
     mod slave;
+    pub use port::{PortConfig, PortEvent, PtpPort, clock_identity_from_mac, parse_mac};
     pub use slave::{PtpSlaveCore, SlaveSample};
 }

@@ -389,6 +389,45 @@ impl TimestampedSocket {
             .map_err(|e| Error::from_io("IP_ADD_MEMBERSHIP", e))
     }
 
+    /// Joins an IPv4 multicast group on the interface with index `interface` (no IPv4
+    /// address of the interface needed).
+    pub fn join_multicast_v4_index(&self, group: Ipv4Addr, interface: u32) -> Result<(), Error> {
+        let mreq = libc::ip_mreqn {
+            imr_multiaddr: libc::in_addr {
+                s_addr: u32::from(group).to_be(),
+            },
+            imr_address: libc::in_addr { s_addr: 0 },
+            imr_ifindex: interface as libc::c_int,
+        };
+        setsockopt(
+            self.socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_ADD_MEMBERSHIP,
+            &mreq,
+            "IP_ADD_MEMBERSHIP",
+        )
+    }
+
+    /// Sends IPv4 multicast out of the interface with index `interface`, and not back to
+    /// this host.
+    pub fn set_multicast_v4_interface(&self, interface: u32) -> Result<(), Error> {
+        let mreq = libc::ip_mreqn {
+            imr_multiaddr: libc::in_addr { s_addr: 0 },
+            imr_address: libc::in_addr { s_addr: 0 },
+            imr_ifindex: interface as libc::c_int,
+        };
+        setsockopt(
+            self.socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            &mreq,
+            "IP_MULTICAST_IF",
+        )?;
+        self.socket
+            .set_multicast_loop_v4(false)
+            .map_err(|e| Error::from_io("IP_MULTICAST_LOOP", e))
+    }
+
     /// Joins an IPv6 multicast group on the interface with index `interface`.
     pub fn join_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> Result<(), Error> {
         self.socket

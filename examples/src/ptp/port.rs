@@ -1,0 +1,535 @@
+//! The port of a slave-only ordinary clock, sans-IO: the caller passes every message with
+//! its receive timestamp and a monotonic instant, and asks when to run again; the port
+//! returns samples and the Delay_Req to send. States as IEEE 1588-2019 9.2 defines them
+//! for a slave-only port: INITIALIZING, LISTENING, UNCALIBRATED, SLAVE and FAULTY.
+
+use tempora_clock_discipline::PiServoConfig;
+use tempora_clock_filter::LocalInstant;
+use tempora_ptp_proto::{
+    Body, ClockIdentity, ComparisonDataset, Flags, ForeignMasterTable, MessageType, PortIdentity,
+    PortState, PtpHeader, PtpMessage,
+};
+
+use super::slave::{PtpSlaveCore, SlaveSample};
+
+/// Settings of a port.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PortConfig {
+    /// domainNumber.
+    pub domain: u8,
+    /// majorSdoId (transportSpecific): 0, or 1 for gPTP.
+    pub sdo_id: u8,
+    /// Announce intervals without an Announce from the master before it is dropped.
+    pub announce_receipt_timeout: u8,
+    /// log2 of the Delay_Req interval until the master grants one in Delay_Resp.
+    pub log_min_delay_req_interval: i8,
+    /// Samples in UNCALIBRATED before SLAVE.
+    pub samples_to_calibrate: u32,
+    /// The servo.
+    pub servo: PiServoConfig,
+    /// The clock's frequency correction at start, ppb.
+    pub frequency_ppb: f64,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        Self {
+            domain: 0,
+            sdo_id: 0,
+            announce_receipt_timeout: 3,
+            log_min_delay_req_interval: 0,
+            samples_to_calibrate: 4,
+            servo: PiServoConfig::SOFTWARE,
+            frequency_ppb: 0.0,
+        }
+    }
+}
+
+/// What a port reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PortEvent {
+    /// The state changed.
+    State {
+        /// From.
+        from: PortState,
+        /// To.
+        to: PortState,
+    },
+    /// A new master was chosen (or the old one lost with none to replace it: `None`).
+    Master(Option<ComparisonDataset>),
+    /// A measurement.
+    Sample(SlaveSample),
+    /// The master's currentUtcOffset, when it says it is valid.
+    UtcOffset(i16),
+}
+
+/// A slave-only port.
+pub struct PtpPort {
+    identity: PortIdentity,
+    config: PortConfig,
+    state: PortState,
+    foreign: ForeignMasterTable,
+    parent: Option<ComparisonDataset>,
+    parent_announce: Option<LocalInstant>,
+    announce_interval_ns: i64,
+    core: PtpSlaveCore,
+    calibrating: u32,
+    delay_req_log: i8,
+    next_delay_req: Option<LocalInstant>,
+    sync_interval: f64,
+    utc_offset: Option<i16>,
+    random: u64,
+}
+
+impl PtpPort {
+    /// A port that starts listening at once (initialisation is the caller's sockets).
+    pub fn new(identity: PortIdentity, config: PortConfig) -> Self {
+        Self {
+            identity,
+            config,
+            state: PortState::Listening,
+            foreign: ForeignMasterTable::new(identity.clock_identity),
+            parent: None,
+            parent_announce: None,
+            announce_interval_ns: 2_000_000_000,
+            core: PtpSlaveCore::new(identity, 1.0, config.servo, config.frequency_ppb),
+            calibrating: 0,
+            delay_req_log: config.log_min_delay_req_interval,
+            next_delay_req: None,
+            sync_interval: 1.0,
+            utc_offset: None,
+            random: u64::from_le_bytes(identity.clock_identity.0) | 1,
+        }
+    }
+
+    /// The port's state.
+    pub fn state(&self) -> PortState {
+        self.state
+    }
+
+    /// The chosen master.
+    pub fn parent(&self) -> Option<ComparisonDataset> {
+        self.parent
+    }
+
+    /// The path delay measured, ns.
+    pub fn path_delay_ns(&self) -> Option<f64> {
+        self.core.path_delay_ns()
+    }
+
+    /// The port's identity.
+    pub fn identity(&self) -> PortIdentity {
+        self.identity
+    }
+
+    /// A fault in the sockets: FAULTY until [`Self::recover`].
+    pub fn fault(&mut self, events: &mut Vec<PortEvent>) {
+        self.set_state(PortState::Faulty, events);
+    }
+
+    /// Back from FAULTY: listen again.
+    pub fn recover(&mut self, events: &mut Vec<PortEvent>) {
+        if self.state == PortState::Faulty {
+            self.parent = None;
+            self.set_state(PortState::Listening, events);
+        }
+    }
+
+    fn set_state(&mut self, to: PortState, events: &mut Vec<PortEvent>) {
+        if self.state != to {
+            events.push(PortEvent::State {
+                from: self.state,
+                to,
+            });
+            self.state = to;
+        }
+    }
+
+    fn jitter(&mut self) -> f64 {
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        (self.random >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// When to call [`Self::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<LocalInstant> {
+        let announce = self.parent_announce.map(|t| {
+            t.add_seconds(
+                f64::from(self.config.announce_receipt_timeout)
+                    * self.announce_interval_ns as f64
+                    * 1e-9,
+            )
+        });
+        match (announce, self.next_delay_req) {
+            (Some(a), Some(d)) => Some(a.min(d)),
+            (a, d) => a.or(d),
+        }
+    }
+
+    /// Runs the timers: the announce receipt timeout (failover to the next-best master),
+    /// and the Delay_Req, written into `buf` (its length returned: send it on the event
+    /// port and report its transmit time with [`Self::delay_req_sent`]).
+    pub fn handle_timeout(
+        &mut self,
+        now: LocalInstant,
+        buf: &mut [u8],
+        events: &mut Vec<PortEvent>,
+    ) -> Option<usize> {
+        if self.state == PortState::Faulty {
+            return None;
+        }
+        if let Some(last) = self.parent_announce {
+            let timeout = f64::from(self.config.announce_receipt_timeout)
+                * self.announce_interval_ns as f64
+                * 1e-9;
+            if now.seconds_since(last) > timeout {
+                if let Some(p) = self.parent {
+                    self.foreign.remove(p.sender);
+                }
+                self.parent = None;
+                self.parent_announce = None;
+                self.choose_master(now, events);
+            }
+        }
+        match self.next_delay_req {
+            Some(t)
+                if now >= t && matches!(self.state, PortState::Uncalibrated | PortState::Slave) =>
+            {
+                // The next one at a random time within twice the interval (9.5.11.2).
+                let interval = 2f64.powi(i32::from(self.delay_req_log));
+                let wait = interval * 2.0 * self.jitter();
+                self.next_delay_req = Some(now.add_seconds(wait.max(interval * 0.1)));
+                let len = self.core.delay_request(buf)?;
+                buf[0] = (buf[0] & 0x0F) | (self.config.sdo_id << 4);
+                buf[4] = self.config.domain;
+                Some(len)
+            }
+            _ => None,
+        }
+    }
+
+    /// The kernel's transmit timestamp of the Delay_Req just sent, ns.
+    pub fn delay_req_sent(&mut self, t3: i128) {
+        self.core.delay_req_sent(t3);
+    }
+
+    /// Tells the port the clock it measures was stepped.
+    pub fn clock_stepped(&mut self) {
+        self.core.clock_stepped();
+    }
+
+    fn choose_master(&mut self, now: LocalInstant, events: &mut Vec<PortEvent>) {
+        let best = self.foreign.best(now.as_nanos(), self.announce_interval_ns);
+        let changed = best.map(|b| b.sender) != self.parent.map(|p| p.sender);
+        if !changed {
+            if let (Some(b), Some(p)) = (best, &mut self.parent) {
+                *p = b;
+            }
+            return;
+        }
+        self.parent = best;
+        events.push(PortEvent::Master(best));
+        match best {
+            Some(_) => {
+                self.parent_announce = Some(now);
+                self.core = PtpSlaveCore::new(
+                    self.identity,
+                    self.sync_interval,
+                    self.config.servo,
+                    self.config.frequency_ppb,
+                );
+                self.calibrating = 0;
+                self.next_delay_req = Some(now);
+                self.set_state(PortState::Uncalibrated, events);
+            }
+            None => {
+                self.next_delay_req = None;
+                self.set_state(PortState::Listening, events);
+            }
+        }
+    }
+
+    /// Takes one received message with its receive timestamp (ns on the measured clock).
+    pub fn handle_message(
+        &mut self,
+        bytes: &[u8],
+        rx: i128,
+        now: LocalInstant,
+        events: &mut Vec<PortEvent>,
+    ) {
+        if self.state == PortState::Faulty {
+            return;
+        }
+        let Ok(header) = PtpHeader::parse(bytes) else {
+            return;
+        };
+        if header.domain_number != self.config.domain
+            || header.major_sdo_id != self.config.sdo_id
+            || header.source_port_identity.clock_identity == self.identity.clock_identity
+        {
+            return;
+        }
+        let from_parent = self
+            .parent
+            .is_some_and(|p| p.sender == header.source_port_identity);
+        match header.message_type {
+            MessageType::Announce => {
+                let Ok(message) = PtpMessage::parse(bytes) else {
+                    return;
+                };
+                let Body::Announce(announce) = message.body else {
+                    return;
+                };
+                if let Some(seconds) = header.log_message_interval.seconds() {
+                    if (0.0..=64.0).contains(&seconds) || seconds > 0.0 {
+                        self.announce_interval_ns = (seconds * 1e9) as i64;
+                    }
+                }
+                let dataset = ComparisonDataset::from_announce(&header, &announce, self.identity);
+                self.foreign.record(dataset, now.as_nanos());
+                if from_parent {
+                    self.parent_announce = Some(now);
+                }
+                self.choose_master(now, events);
+                let from_parent = self
+                    .parent
+                    .is_some_and(|p| p.sender == header.source_port_identity);
+                if from_parent
+                    && header.flags.contains(Flags::UTC_OFFSET_VALID)
+                    && self.utc_offset != Some(announce.current_utc_offset)
+                {
+                    self.utc_offset = Some(announce.current_utc_offset);
+                    events.push(PortEvent::UtcOffset(announce.current_utc_offset));
+                }
+            }
+            MessageType::Sync | MessageType::FollowUp | MessageType::DelayResp if from_parent => {
+                if header.message_type == MessageType::Sync {
+                    if let Some(s) = header.log_message_interval.seconds() {
+                        if s > 0.0 && s <= 16.0 && (s - self.sync_interval).abs() > 1e-9 {
+                            self.sync_interval = s;
+                        }
+                    }
+                }
+                if header.message_type == MessageType::DelayResp {
+                    let log = header.log_message_interval.0;
+                    if (-7..=6).contains(&log) {
+                        self.delay_req_log = log;
+                    }
+                }
+                match self.core.handle_message(bytes, rx, now) {
+                    Ok(Some(sample)) => {
+                        events.push(PortEvent::Sample(sample));
+                        if self.state == PortState::Uncalibrated {
+                            self.calibrating += 1;
+                            if self.calibrating >= self.config.samples_to_calibrate {
+                                self.set_state(PortState::Slave, events);
+                            }
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The clock identity of an interface's MAC (EUI-48 to EUI-64, FF-FE in the middle), as
+/// ptp4l derives it; locally administered MACs (veth, containers) are fine.
+pub fn clock_identity_from_mac(mac: [u8; 6]) -> ClockIdentity {
+    ClockIdentity([mac[0], mac[1], mac[2], 0xFF, 0xFE, mac[3], mac[4], mac[5]])
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tempora_ptp_proto::{
+        AnnounceBody, ClockAccuracy, ClockQuality, LogInterval, MessageWriter, PtpTimestamp,
+        TimeSource,
+    };
+
+    fn master(n: u8) -> PortIdentity {
+        PortIdentity {
+            clock_identity: ClockIdentity([n, 1, 2, 0xFF, 0xFE, 3, 4, n]),
+            port_number: 1,
+        }
+    }
+
+    fn announce(from: PortIdentity, priority1: u8, seq: u16) -> Vec<u8> {
+        let mut h = PtpHeader::new(MessageType::Announce, from, seq);
+        h.log_message_interval = LogInterval(0);
+        h.flags = Flags(Flags::UTC_OFFSET_VALID);
+        let body = Body::Announce(AnnounceBody {
+            origin_timestamp: PtpTimestamp::ZERO,
+            current_utc_offset: 37,
+            grandmaster_priority1: priority1,
+            grandmaster_clock_quality: ClockQuality {
+                clock_class: 248,
+                clock_accuracy: ClockAccuracy::Unknown,
+                offset_scaled_log_variance: 0xFFFF,
+            },
+            grandmaster_priority2: 128,
+            grandmaster_identity: from.clock_identity,
+            steps_removed: 0,
+            time_source: TimeSource::InternalOscillator,
+        });
+        let mut buf = [0u8; 128];
+        let len = MessageWriter::new(&mut buf, &h, &body)
+            .unwrap()
+            .finish()
+            .unwrap();
+        buf[..len].to_vec()
+    }
+
+    fn sync(from: PortIdentity, seq: u16, t1: i128) -> Vec<u8> {
+        let h = PtpHeader::new(MessageType::Sync, from, seq);
+        let mut buf = [0u8; 64];
+        let len = MessageWriter::new(
+            &mut buf,
+            &h,
+            &Body::Sync {
+                origin_timestamp: PtpTimestamp::from_tai_nanos(t1).unwrap(),
+            },
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        buf[..len].to_vec()
+    }
+
+    fn delay_resp(from: PortIdentity, to: PortIdentity, seq: u16, t4: i128) -> Vec<u8> {
+        let h = PtpHeader::new(MessageType::DelayResp, from, seq);
+        let mut buf = [0u8; 64];
+        let len = MessageWriter::new(
+            &mut buf,
+            &h,
+            &Body::DelayResp {
+                receive_timestamp: PtpTimestamp::from_tai_nanos(t4).unwrap(),
+                requesting_port_identity: to,
+            },
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        buf[..len].to_vec()
+    }
+
+    fn at(s: f64) -> LocalInstant {
+        LocalInstant::from_seconds_f64(s)
+    }
+
+    #[test]
+    fn listening_uncalibrated_slave_then_failover_on_announce_timeout() {
+        let me = PortIdentity {
+            clock_identity: clock_identity_from_mac([0x02, 0, 0, 0, 0, 9]),
+            port_number: 1,
+        };
+        let mut port = PtpPort::new(me, PortConfig::default());
+        let mut ev = Vec::new();
+        assert_eq!(port.state(), PortState::Listening);
+        let (good, backup) = (master(1), master(2));
+        // Both announce; the first Announce alone does not qualify a master.
+        port.handle_message(&announce(backup, 200, 1), 0, at(0.0), &mut ev);
+        port.handle_message(&announce(good, 100, 1), 0, at(0.1), &mut ev);
+        assert_eq!(port.state(), PortState::Listening);
+        port.handle_message(&announce(backup, 200, 2), 0, at(1.0), &mut ev);
+        port.handle_message(&announce(good, 100, 2), 0, at(1.1), &mut ev);
+        assert_eq!(port.state(), PortState::Uncalibrated);
+        assert_eq!(port.parent().unwrap().sender, good, "priority1 100 wins");
+        assert!(ev.contains(&PortEvent::UtcOffset(37)));
+        // Exchanges: the master is 1 us ahead, 50 us each way.
+        let base: i128 = 1_700_000_000_000_000_000;
+        let mut buf = [0u8; 128];
+        let mut seq = 0u16;
+        let mut t = 1.2;
+        for _ in 0..12 {
+            seq += 1;
+            let t1 = base + (t * 1e9) as i128;
+            let t2 = t1 + 50_000 - 1_000;
+            port.handle_message(&sync(good, seq, t1), t2, at(t), &mut ev);
+            if let Some(len) = port.handle_timeout(at(t + 0.01), &mut buf, &mut ev) {
+                let req = PtpHeader::parse(&buf[..len]).unwrap();
+                assert_eq!(req.message_type, MessageType::DelayReq);
+                let t3 = t2 + 10_000_000;
+                port.delay_req_sent(t3);
+                let t4 = t3 + 50_000 + 1_000;
+                port.handle_message(
+                    &delay_resp(good, me, req.sequence_id, t4),
+                    0,
+                    at(t + 0.02),
+                    &mut ev,
+                );
+            }
+            if seq % 2 == 0 {
+                port.handle_message(&announce(good, 100, 2 + seq), 0, at(t), &mut ev);
+                port.handle_message(&announce(backup, 200, 2 + seq), 0, at(t), &mut ev);
+            }
+            t += 1.0;
+        }
+        assert_eq!(port.state(), PortState::Slave);
+        let delay = port.path_delay_ns().unwrap();
+        assert!((delay - 50_000.0).abs() < 1.0, "{delay}");
+        let last = ev
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                PortEvent::Sample(s) => Some(*s),
+                _ => None,
+            })
+            .unwrap();
+        assert!((last.offset_ns + 1_000.0).abs() < 1.0, "{last:?}");
+        // The good master falls silent; the backup goes on. After three announce
+        // intervals the port fails over.
+        ev.clear();
+        for k in 0..5 {
+            let tk = t + f64::from(k);
+            port.handle_message(&announce(backup, 200, 100 + k as u16), 0, at(tk), &mut ev);
+            if let Some(due) = port.poll_timeout() {
+                if due <= at(tk) {
+                    port.handle_timeout(at(tk), &mut buf, &mut ev);
+                }
+            }
+        }
+        assert_eq!(port.parent().unwrap().sender, backup, "{ev:?}");
+        assert_eq!(port.state(), PortState::Uncalibrated);
+    }
+
+    #[test]
+    fn messages_of_other_domains_and_from_itself_are_ignored() {
+        let me = master(9);
+        let mut port = PtpPort::new(me, PortConfig::default());
+        let mut ev = Vec::new();
+        let mut other_domain = announce(master(1), 1, 1);
+        other_domain[4] = 5;
+        for k in 0..4 {
+            port.handle_message(&other_domain, 0, at(f64::from(k)), &mut ev);
+            port.handle_message(&announce(me, 1, k as u16), 0, at(f64::from(k)), &mut ev);
+            port.handle_message(&[0xFF; 20], 0, at(f64::from(k)), &mut ev);
+        }
+        assert_eq!(port.state(), PortState::Listening);
+        assert!(ev.is_empty());
+    }
+
+    #[test]
+    fn mac_to_clock_identity() {
+        let mac = parse_mac("02:42:ac:11:00:02").unwrap();
+        assert_eq!(
+            clock_identity_from_mac(mac).0,
+            [0x02, 0x42, 0xac, 0xFF, 0xFE, 0x11, 0x00, 0x02]
+        );
+        assert_eq!(parse_mac("02:42:ac:11:00"), None);
+        assert_eq!(parse_mac("zz:42:ac:11:00:02"), None);
+    }
+}
