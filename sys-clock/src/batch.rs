@@ -493,6 +493,25 @@ mod tests {
     }
 
     #[test]
+    fn poll_readable_waits_for_the_socket_with_data() {
+        use std::os::fd::AsFd;
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut ready = [true; 2];
+        let n = crate::poll_readable(
+            &[a.as_fd(), b.as_fd()],
+            Duration::from_millis(10),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!((n, ready), (0, [false, false]), "timeout");
+        a.send_to(b"x", b.local_addr().unwrap()).unwrap();
+        let n = crate::poll_readable(&[a.as_fd(), b.as_fd()], Duration::from_secs(2), &mut ready)
+            .unwrap();
+        assert_eq!((n, ready), (1, [false, true]));
+    }
+
+    #[test]
     fn ipv6_loopback_and_truncation() {
         let server = match BatchSocket::bind("[::1]:0".parse().unwrap(), BatchOptions::default()) {
             Ok(s) => s,

@@ -39,7 +39,7 @@ pub use phc::{
 };
 pub use socket::{
     PacketSocket, Received, Timestamp, TimestampMode, TimestampSource, TimestampedSocket,
-    TxTimestamp, enable_hardware_timestamping, interface_index, tempora_ptp_groups,
+    TxTimestamp, enable_hardware_timestamping, interface_index, poll_readable, tempora_ptp_groups,
 };
 pub use timex::{
     ClockState, KernelTime, MAX_FREQ_PPM, StatusFlags, SystemClock, has_cap_sys_time,
