@@ -644,6 +644,43 @@ impl AsFd for PacketSocket {
     }
 }
 
+/// Waits until at least one of `fds` is readable or `timeout` passes; sets `ready[i]` for
+/// each readable one and returns how many are. For single-threaded event loops: a thread
+/// blocked in recvmsg on a socket that also sends would be woken by every transmit
+/// timestamp, between the packet's timestamp and its departure.
+pub fn poll_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: std::time::Duration,
+    ready: &mut [bool],
+) -> Result<usize, Error> {
+    const MAX: usize = 8;
+    let n = fds.len().min(MAX).min(ready.len());
+    let mut pollfds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; MAX];
+    for (p, fd) in pollfds.iter_mut().zip(fds.iter().take(n)) {
+        p.fd = fd.as_raw_fd();
+        p.events = libc::POLLIN;
+    }
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pollfds[..n]` is a live array of n pollfd structs for the call.
+    let r = unsafe { libc::poll(pollfds.as_mut_ptr(), n as libc::nfds_t, millis) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            ready.iter_mut().for_each(|x| *x = false);
+            return Ok(0);
+        }
+        return Err(Error::from_io("poll", e));
+    }
+    for (flag, p) in ready.iter_mut().zip(pollfds.iter().take(n)) {
+        *flag = p.revents & libc::POLLIN != 0;
+    }
+    Ok(r as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -757,41 +794,4 @@ mod tests {
         ));
         assert!(interface_index("lo").unwrap() > 0);
     }
-}
-
-/// Waits until at least one of `fds` is readable or `timeout` passes; sets `ready[i]` for
-/// each readable one and returns how many are. For single-threaded event loops: a thread
-/// blocked in recvmsg on a socket that also sends would be woken by every transmit
-/// timestamp, between the packet's timestamp and its departure.
-pub fn poll_readable(
-    fds: &[BorrowedFd<'_>],
-    timeout: std::time::Duration,
-    ready: &mut [bool],
-) -> Result<usize, Error> {
-    const MAX: usize = 8;
-    let n = fds.len().min(MAX).min(ready.len());
-    let mut pollfds = [libc::pollfd {
-        fd: -1,
-        events: 0,
-        revents: 0,
-    }; MAX];
-    for (p, fd) in pollfds.iter_mut().zip(fds.iter().take(n)) {
-        p.fd = fd.as_raw_fd();
-        p.events = libc::POLLIN;
-    }
-    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `pollfds[..n]` is a live array of n pollfd structs for the call.
-    let r = unsafe { libc::poll(pollfds.as_mut_ptr(), n as libc::nfds_t, millis) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            ready.iter_mut().for_each(|x| *x = false);
-            return Ok(0);
-        }
-        return Err(Error::from_io("poll", e));
-    }
-    for (flag, p) in ready.iter_mut().zip(pollfds.iter().take(n)) {
-        *flag = p.revents & libc::POLLIN != 0;
-    }
-    Ok(r as usize)
 }
