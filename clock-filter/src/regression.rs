@@ -108,7 +108,13 @@ pub struct RegressionFilter {
     len: usize,
     last: Option<Measurement>,
     estimate: Option<Estimate>,
+    /// The frequency learnt over many fits (value, variance, when), used to project the
+    /// short exchanges to now.
+    frequency_prior: Option<(f64, f64, LocalInstant)>,
 }
+
+/// How fast the frequency may wander, (s/s)^2 per second: 10 ppb per root second.
+const FREQUENCY_WANDER: f64 = 1e-16;
 
 impl RegressionFilter {
     /// An empty filter.
@@ -134,6 +140,7 @@ impl RegressionFilter {
             len: 0,
             last: None,
             estimate: None,
+            frequency_prior: None,
         }
     }
 
@@ -176,6 +183,7 @@ impl RegressionFilter {
         self.len = 0;
         self.last = None;
         self.estimate = None;
+        self.frequency_prior = None;
     }
 
     /// Takes a measurement and returns the new estimate.
@@ -206,7 +214,8 @@ impl RegressionFilter {
         {
             self.drop_oldest(1);
         }
-        let estimate = self.fit_with_runs_test(measurement);
+        let (estimate, prior) = self.fit_with_runs_test(measurement);
+        self.frequency_prior = prior;
         self.estimate = Some(estimate);
         Ok(estimate)
     }
@@ -235,13 +244,21 @@ impl RegressionFilter {
                 }
             }
         }
+        if let (Some(prior), ClockCorrection::Frequency { delta, .. }) =
+            (&mut self.frequency_prior, correction)
+        {
+            prior.0 -= delta;
+        }
     }
 
-    fn fit_with_runs_test(&mut self, newest: &Measurement) -> Estimate {
+    fn fit_with_runs_test(
+        &mut self,
+        newest: &Measurement,
+    ) -> (Estimate, Option<(f64, f64, LocalInstant)>) {
         loop {
             let fit = self.fit(newest);
             if self.len <= self.config.min_samples.max(7) || fit.runs_pass {
-                return fit.estimate;
+                return (fit.estimate, fit.prior);
             }
             // Residuals that run in long stretches of one sign: the oldest samples are off
             // the line (the frequency changed). Drop a quarter of them and fit again.
@@ -249,9 +266,11 @@ impl RegressionFilter {
                 .max(1)
                 .min(self.len - self.config.min_samples);
             if drop == 0 {
-                return fit.estimate;
+                return (fit.estimate, fit.prior);
             }
             self.drop_oldest(drop);
+            // The frequency changed: what was learnt of it no longer holds.
+            self.frequency_prior = None;
         }
     }
 
@@ -313,18 +332,6 @@ impl RegressionFilter {
             0.0
         };
         let line_intercept = mean_y - slope * mean_x;
-        let (mut sharp_w, mut sharp_y) = (0.0, 0.0);
-        for i in 0..n {
-            let s = self.sample(i);
-            let w = sharp(&s);
-            sharp_w += w;
-            sharp_y += w * (s.offset - slope * s.time.seconds_since(t0));
-        }
-        let intercept = if sharp_w > 0.0 {
-            sharp_y / sharp_w
-        } else {
-            line_intercept
-        };
 
         let mut weighted_squares = 0.0;
         let mut runs = 0usize;
@@ -332,7 +339,7 @@ impl RegressionFilter {
         let mut previous_sign = None;
         for i in 0..n {
             let s = self.sample(i);
-            let residual = s.offset - (intercept + slope * s.time.seconds_since(t0));
+            let residual = s.offset - (line_intercept + slope * s.time.seconds_since(t0));
             weighted_squares += weight(&s) * residual * residual;
             let sign = residual >= 0.0;
             positives += usize::from(sign);
@@ -350,6 +357,40 @@ impl RegressionFilter {
             scale / sxx
         } else {
             0.0
+        };
+        // To bring the short exchanges to now, the frequency learnt over many fits is
+        // better than this window's slope alone: combine them as a one-state Kalman
+        // filter does (the carried value aged by how far a frequency may wander). When
+        // they disagree by more than three standard deviations the carried value is
+        // dropped. The estimate's own frequency stays this window's, for the discipline.
+        let line_ok = n >= 3 && frequency_variance > 0.0 && frequency_variance.is_finite();
+        let (projection, prior) = match self.frequency_prior {
+            Some((f, v, at)) if line_ok && v.is_finite() => {
+                let v = (v + FREQUENCY_WANDER * newest.time.seconds_since(at).max(0.0)).max(1e-30);
+                let innovation = slope - f;
+                if innovation * innovation > 9.0 * (v + frequency_variance) {
+                    (slope, Some((slope, frequency_variance, t0)))
+                } else {
+                    let combined = 1.0 / (1.0 / frequency_variance + 1.0 / v);
+                    let value = combined * (slope / frequency_variance + f / v);
+                    (value, Some((value, combined, t0)))
+                }
+            }
+            _ if line_ok => (slope, Some((slope, frequency_variance, t0))),
+            _ => (slope, None),
+        };
+        // The offset: the short exchanges' mean along that frequency.
+        let (mut sharp_w, mut sharp_y) = (0.0, 0.0);
+        for i in 0..n {
+            let s = self.sample(i);
+            let w = sharp(&s);
+            sharp_w += w;
+            sharp_y += w * (s.offset - projection * s.time.seconds_since(t0));
+        }
+        let intercept = if sharp_w > 0.0 {
+            sharp_y / sharp_w
+        } else {
+            line_intercept
         };
         let offset_error = libm::sqrt(offset_variance.max(0.0)).max(floor);
         let jitter = libm::sqrt(weighted_squares / sw).max(floor);
@@ -372,6 +413,7 @@ impl RegressionFilter {
         Fit {
             estimate,
             runs_pass: runs_test_passes(runs, positives, n),
+            prior,
         }
     }
 }
@@ -379,6 +421,7 @@ impl RegressionFilter {
 struct Fit {
     estimate: Estimate,
     runs_pass: bool,
+    prior: Option<(f64, f64, LocalInstant)>,
 }
 
 fn correction_is_finite(correction: &ClockCorrection) -> bool {
