@@ -428,6 +428,22 @@ impl TimestampedSocket {
             .map_err(|e| Error::from_io("IP_MULTICAST_LOOP", e))
     }
 
+    /// Sends IPv6 multicast out of the interface with index `interface`, and not back to
+    /// this host.
+    pub fn set_multicast_v6_interface(&self, interface: u32) -> Result<(), Error> {
+        let index = interface as libc::c_int;
+        setsockopt(
+            self.socket.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MULTICAST_IF,
+            &index,
+            "IPV6_MULTICAST_IF",
+        )?;
+        self.socket
+            .set_multicast_loop_v6(false)
+            .map_err(|e| Error::from_io("IPV6_MULTICAST_LOOP", e))
+    }
+
     /// Joins an IPv6 multicast group on the interface with index `interface`.
     pub fn join_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> Result<(), Error> {
         self.socket

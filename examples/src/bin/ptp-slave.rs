@@ -1,8 +1,9 @@
-//! `ptp-slave`: a slave-only PTP ordinary clock over UDPv4 with software timestamps.
+//! `ptp-slave`: a slave-only PTP ordinary clock over UDPv4, UDPv6 or Ethernet with software
+//! timestamps.
 //!
 //! ```text
-//! ptp-slave --interface IF [--domain N] [--observe] [--json] [--duration S]
-//!           [--summary N]
+//! ptp-slave --interface IF [-4 | -6 | -2] [--domain N] [--observe] [--json]
+//!           [--duration S] [--summary N]
 //! ```
 
 use std::process::ExitCode;
@@ -10,11 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use tempora_examples::ptp::PortConfig;
-use tempora_examples::ptp::daemon::{SlaveConfig, run};
+use tempora_examples::ptp::daemon::{SlaveConfig, Transport, run};
 
-const USAGE: &str = "usage: ptp-slave --interface IF [--domain N] [--observe] [--json]
-                 [--duration S] [--summary N]
-  Follows the best PTP master heard on IF (UDPv4, end-to-end delay, software timestamps)
+const USAGE: &str = "usage: ptp-slave --interface IF [-4 | -6 | -2] [--domain N] [--observe]
+                 [--json] [--duration S] [--summary N]
+  Follows the best PTP master heard on IF (UDPv4 by default, -6 UDPv6, -2 Ethernet;
+  end-to-end delay, software timestamps)
   and steers the system clock with the PI servo; --observe measures and reports only and
   needs no CAP_SYS_TIME. Prints a line per sample as ptp4l does (--json: JSON lines) and
   a summary every N samples (default 16).";
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         observe: false,
         duration: None,
         summary_every: 16,
+        transport: Transport::Udp4,
     };
     let mut json = false;
     let mut args = std::env::args().skip(1);
@@ -45,6 +48,9 @@ fn main() -> ExitCode {
                 None => return fail("--domain takes 0-255"),
             },
             "--observe" => config.observe = true,
+            "-4" => config.transport = Transport::Udp4,
+            "-6" => config.transport = Transport::Udp6,
+            "-2" => config.transport = Transport::L2,
             "--json" => json = true,
             "--duration" => match args.next().and_then(|v| v.parse::<f64>().ok()) {
                 Some(d) if d > 0.0 => config.duration = Some(d),

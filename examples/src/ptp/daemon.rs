@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use tempora_clock_discipline::SteeredClock;
 use tempora_clock_filter::LocalInstant;
+use tempora_ptp_proto::EthernetFrame;
 use tempora_ptp_proto::{PortIdentity, PortState};
 use tempora_sys_clock::{
-    SystemClock, TimestampMode, TimestampedSocket, interface_index, poll_readable,
+    PacketSocket, SystemClock, TimestampMode, TimestampedSocket, interface_index, poll_readable,
 };
 
 use super::port::{PortConfig, PortEvent, PtpPort, clock_identity_from_mac, parse_mac};
@@ -29,6 +30,160 @@ pub struct SlaveConfig {
     pub duration: Option<f64>,
     /// Print a summary every this many samples (ptp4l prints one per second of samples).
     pub summary_every: u32,
+    /// UDPv4, UDPv6 or Ethernet.
+    pub transport: Transport,
+}
+
+/// The network transport (IEEE 1588-2019 annexes C, D and E).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP over IPv4, 224.0.1.129 ports 319/320.
+    Udp4,
+    /// UDP over IPv6, ff0e::181 ports 319/320.
+    Udp6,
+    /// Ethernet (IEEE 802.3), ethertype 0x88F7 to 01-1B-19-00-00-00.
+    L2,
+}
+
+/// The sockets of one transport.
+enum Io {
+    Udp {
+        event: TimestampedSocket,
+        general: TimestampedSocket,
+        destination: SocketAddr,
+    },
+    L2 {
+        socket: PacketSocket,
+        mac: [u8; 6],
+    },
+}
+
+impl Io {
+    fn open(
+        transport: Transport,
+        interface: &str,
+        index: u32,
+        mac: [u8; 6],
+    ) -> Result<Self, SlaveError> {
+        use tempora_ptp_proto::transport::{EVENT_PORT, GENERAL_PORT, IPV4_PRIMARY, MAC_PRIMARY};
+        match transport {
+            Transport::Udp4 | Transport::Udp6 => {
+                let v6 = transport == Transport::Udp6;
+                let any = |port: u16| -> SocketAddr {
+                    if v6 {
+                        SocketAddr::from(([0u16; 8], port))
+                    } else {
+                        SocketAddr::from(([0, 0, 0, 0], port))
+                    }
+                };
+                let event = TimestampedSocket::bind(any(EVENT_PORT), TimestampMode::Software)?;
+                let general = TimestampedSocket::bind(any(GENERAL_PORT), TimestampMode::Software)?;
+                let group6 = tempora_ptp_proto::transport::ipv6_primary(0x0E);
+                for s in [&event, &general] {
+                    if v6 {
+                        s.join_multicast_v6(group6, index)?;
+                        s.set_multicast_v6_interface(index)?;
+                    } else {
+                        s.join_multicast_v4_index(IPV4_PRIMARY, index)?;
+                        s.set_multicast_v4_interface(index)?;
+                    }
+                    s.set_nonblocking(true)?;
+                }
+                let destination = if v6 {
+                    SocketAddr::V6(std::net::SocketAddrV6::new(group6, EVENT_PORT, 0, index))
+                } else {
+                    SocketAddr::V4(SocketAddrV4::new(IPV4_PRIMARY, EVENT_PORT))
+                };
+                Ok(Io::Udp {
+                    event,
+                    general,
+                    destination,
+                })
+            }
+            Transport::L2 => {
+                let socket = PacketSocket::open(interface, TimestampMode::Software)?;
+                socket.join_multicast(MAC_PRIMARY)?;
+                Ok(Io::L2 { socket, mac })
+            }
+        }
+    }
+
+    /// Waits up to `wait`, then gives every message received to `f` with its timestamp.
+    fn receive(
+        &mut self,
+        wait: Duration,
+        buf: &mut [u8],
+        mut f: impl FnMut(&[u8], i128),
+    ) -> Result<(), SlaveError> {
+        match self {
+            Io::Udp { event, general, .. } => {
+                let mut ready = [false; 2];
+                poll_readable(&[event.as_fd(), general.as_fd()], wait, &mut ready)?;
+                for (socket, is_ready) in [(&*event, ready[0]), (&*general, ready[1])] {
+                    if !is_ready {
+                        continue;
+                    }
+                    while let Ok(r) = socket.recv_from(buf) {
+                        if let Some(ts) = r.timestamp {
+                            f(&buf[..r.len], ts.nanos);
+                        }
+                    }
+                }
+            }
+            Io::L2 { socket, mac } => {
+                let mut ready = [false; 1];
+                poll_readable(&[socket.as_fd()], wait, &mut ready)?;
+                if ready[0] {
+                    let r = socket.recv(buf)?;
+                    if let (Ok(frame), Some(ts)) =
+                        (EthernetFrame::parse(&buf[..r.len]), r.timestamp)
+                    {
+                        // AF_PACKET also shows this host's own frames going out.
+                        if frame.source != *mac {
+                            f(frame.payload, ts.nanos);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an event message; returns its transmit timestamp (the clock just before the
+    /// send when the kernel gives none).
+    fn send_event(&mut self, message: &[u8], clock: &SystemClock) -> Option<i128> {
+        let before = clock.now_realtime().unwrap_or(0);
+        let mut frame = [0u8; 256];
+        let id = match self {
+            Io::Udp {
+                event, destination, ..
+            } => event.send_to(message, *destination).ok()?,
+            Io::L2 { socket, mac } => {
+                let len = EthernetFrame {
+                    destination: tempora_ptp_proto::transport::MAC_PRIMARY,
+                    source: *mac,
+                    vlan: None,
+                    payload: message,
+                }
+                .emit(&mut frame)
+                .ok()?;
+                socket.send(&frame[..len]).ok()?
+            }
+        };
+        // The kernel's transmit timestamp arrives on the error queue at once.
+        for _ in 0..50 {
+            let stamp = match self {
+                Io::Udp { event, .. } => event.recv_tx_timestamp(),
+                Io::L2 { socket, .. } => socket.recv_tx_timestamp(),
+            };
+            match stamp {
+                Ok(t) if t.id == id => return Some(t.timestamp.nanos),
+                Ok(_) => continue,
+                Err(_) => std::thread::sleep(Duration::from_micros(200)),
+            }
+        }
+        Some(before)
+    }
 }
 
 /// Why the slave could not run.
@@ -178,33 +333,12 @@ pub fn run(
     mut out: impl FnMut(&Report),
 ) -> Result<(), SlaveError> {
     let index = interface_index(&config.interface)?;
+    let mac = mac_of(&config.interface)?;
     let identity = PortIdentity {
-        clock_identity: clock_identity_from_mac(mac_of(&config.interface)?),
+        clock_identity: clock_identity_from_mac(mac),
         port_number: 1,
     };
-    let event = TimestampedSocket::bind(
-        SocketAddr::from(([0, 0, 0, 0], tempora_ptp_proto::transport::EVENT_PORT)),
-        TimestampMode::Software,
-    )?;
-    let general = TimestampedSocket::bind(
-        SocketAddr::from(([0, 0, 0, 0], tempora_ptp_proto::transport::GENERAL_PORT)),
-        TimestampMode::Software,
-    )?;
-    let group = tempora_ptp_proto::transport::IPV4_PRIMARY;
-    for s in [&event, &general] {
-        s.join_multicast_v4_index(group, index)?;
-        s.set_multicast_v4_interface(index)?;
-        s.socket()
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(|e| SlaveError::Interface {
-                interface: config.interface.clone(),
-                detail: e.to_string(),
-            })?;
-    }
-    let mut event = event;
-    for s in [&event, &general] {
-        s.set_nonblocking(true)?;
-    }
+    let mut io = Io::open(config.transport, &config.interface, index, mac)?;
     let start = Instant::now();
     let now = || LocalInstant(start.elapsed().as_nanos() as i64);
     let elapsed = || start.elapsed().as_secs_f64();
@@ -214,57 +348,24 @@ pub fn run(
     let mut buf = [0u8; 128];
     let mut rx_buf = [0u8; 1500];
     let mut window: Vec<(f64, f64, f64)> = Vec::new();
-    let destination = SocketAddr::V4(SocketAddrV4::new(
-        group,
-        tempora_ptp_proto::transport::EVENT_PORT,
-    ));
     while !stop.load(Ordering::Relaxed) && config.duration.is_none_or(|d| elapsed() < d) {
         let wait = port.poll_timeout().map_or(Duration::from_millis(100), |t| {
             Duration::from_nanos(t.as_nanos().saturating_sub(now().as_nanos()).max(0) as u64)
                 .min(Duration::from_millis(100))
         });
-        // One thread for both sockets: a reader blocked on the event socket would be
+        // One thread for every socket: a reader blocked on the event socket would be
         // woken by the Delay_Req's transmit timestamp, between the timestamp and the
         // packet's departure (measured: 4-10 us of false asymmetry on a veth).
-        let mut ready = [false; 2];
-        match poll_readable(&[event.as_fd(), general.as_fd()], wait, &mut ready) {
-            Ok(_) => {
-                for (socket, is_ready) in [(&event, ready[0]), (&general, ready[1])] {
-                    if !is_ready {
-                        continue;
-                    }
-                    while let Ok(r) = socket.recv_from(&mut rx_buf) {
-                        if let Some(ts) = r.timestamp {
-                            port.handle_message(&rx_buf[..r.len], ts.nanos, now(), &mut events);
-                        }
-                    }
-                }
-            }
-            Err(_) => {
-                port.fault(&mut events);
-                std::thread::sleep(Duration::from_millis(100));
-                port.recover(&mut events);
-            }
+        let received = io.receive(wait, &mut rx_buf, |bytes, rx| {
+            port.handle_message(bytes, rx, now(), &mut events);
+        });
+        if received.is_err() {
+            port.fault(&mut events);
+            std::thread::sleep(Duration::from_millis(100));
+            port.recover(&mut events);
         }
         if let Some(len) = port.handle_timeout(now(), &mut buf, &mut events) {
-            let socket = &mut event;
-            let before = steered.now_realtime().unwrap_or(0);
-            if let Ok(id) = socket.send_to(&buf[..len], destination) {
-                // The kernel's transmit timestamp arrives on the error queue at once.
-                let mut t3 = before;
-                for _ in 0..50 {
-                    match socket.recv_tx_timestamp() {
-                        Ok(t) if t.id == id => {
-                            t3 = t.timestamp.nanos;
-                            break;
-                        }
-                        Ok(_) => continue,
-                        Err(_) => std::thread::sleep(Duration::from_micros(200)),
-                    }
-                }
-                if t3 == before {
-                    tracing::debug!("no transmit timestamp for the Delay_Req; using the send time");
-                }
+            if let Some(t3) = io.send_event(&buf[..len], &steered) {
                 port.delay_req_sent(t3);
             }
         }
