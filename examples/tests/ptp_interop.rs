@@ -35,6 +35,7 @@ fn ptp4l_master(
     interface: &str,
     priority1: u8,
     transport: &str,
+    delay: &str,
     dir: &std::path::Path,
 ) -> Killed {
     let conf = dir.join(format!("ptp4l-{interface}.conf"));
@@ -54,7 +55,7 @@ fn ptp4l_master(
                 "--",
             ])
             .arg(peer("usr/sbin/ptp4l").unwrap())
-            .args(["-i", interface, transport, "-E", "-S", "-f"])
+            .args(["-i", interface, transport, delay, "-S", "-f"])
             .arg(&conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -63,7 +64,7 @@ fn ptp4l_master(
     )
 }
 
-fn slave(ns: &Netns, interface: &str, transport: &str, seconds: u32) -> Child {
+fn slave(ns: &Netns, interface: &str, transport: &str, delay: &str, seconds: u32) -> Child {
     Command::new("ip")
         .args([
             "netns",
@@ -78,6 +79,7 @@ fn slave(ns: &Netns, interface: &str, transport: &str, seconds: u32) -> Child {
             "--interface",
             interface,
             transport,
+            delay,
             "--observe",
             "--json",
             "--summary",
@@ -108,12 +110,25 @@ fn follows_ptp4l_over_udpv6_e2e() {
     follows_ptp4l("-6", 'b');
 }
 
+/// Peer-to-peer delay over UDPv4: both ends measure the link and answer each other's
+/// Pdelay_Req. Measured here: SLAVE, link delay about 1 us, RMS 1.0-1.8 us (the link
+/// delay comes out about 1.5 us below the end-to-end path delay: not yet explained), so
+/// the bound is 5 us, not the E2E tests' 1 us.
+#[test]
+fn follows_ptp4l_over_udpv4_p2p() {
+    follows_ptp4l_with("-4", "-P", 'd', 5_000.0);
+}
+
 #[test]
 fn follows_ptp4l_over_ethernet_e2e() {
     follows_ptp4l("-2", 'c');
 }
 
 fn follows_ptp4l(transport: &str, tag: char) {
+    follows_ptp4l_with(transport, "-E", tag, 1_000.0);
+}
+
+fn follows_ptp4l_with(transport: &str, delay: &str, tag: char, max_rms: f64) {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -129,6 +144,7 @@ fn follows_ptp4l(transport: &str, tag: char) {
     };
     let pid = std::process::id() % 10000;
     let (vm, vs) = (format!("tpm{tag}{pid}"), format!("tps{tag}{pid}"));
+    let transport_name = format!("{transport} {delay}");
     ip(&["link", "add", &vm, "type", "veth", "peer", "name", &vs]);
     ip(&["link", "set", &vm, "netns", &m.name]);
     ip(&["link", "set", &vs, "netns", &s.name]);
@@ -139,9 +155,9 @@ fn follows_ptp4l(transport: &str, tag: char) {
     // IPv6 multicast needs the link-local addresses out of duplicate address detection.
     std::thread::sleep(Duration::from_secs(2));
     let dir = scratch(&format!("ptp-e2e-{tag}"));
-    let _master = ptp4l_master(&m, &vm, 100, transport, &dir);
+    let _master = ptp4l_master(&m, &vm, 100, transport, delay, &dir);
     let started = Instant::now();
-    let lines = reports(slave(&s, &vs, transport, 32));
+    let lines = reports(slave(&s, &vs, transport, delay, 32));
     let slave_at = lines
         .iter()
         .find(|r| r["kind"] == "state" && r["to"] == "SLAVE")
@@ -167,12 +183,12 @@ fn follows_ptp4l(transport: &str, tag: char) {
     let rms = (samples.iter().map(|(o, _)| o * o).sum::<f64>() / samples.len() as f64).sqrt();
     let mean = samples.iter().map(|(o, _)| o).sum::<f64>() / samples.len() as f64;
     eprintln!(
-        "ptp-slave vs ptp4l {transport} over veth ({:.0} s): {} samples, RMS {rms:.0} ns, mean {mean:.0} ns",
+        "ptp-slave vs ptp4l {transport_name} over veth ({:.0} s): {} samples, RMS {rms:.0} ns, mean {mean:.0} ns",
         started.elapsed().as_secs_f64(),
         samples.len()
     );
-    assert!(rms < 1_000.0, "RMS {rms} ns, mean {mean} ns");
-    assert!(mean.abs() < 500.0, "mean {mean} ns");
+    assert!(rms < max_rms, "RMS {rms} ns, mean {mean} ns");
+    assert!(mean.abs() < max_rms / 2.0, "mean {mean} ns");
 }
 
 #[test]
@@ -219,9 +235,9 @@ fn picks_the_better_master_and_fails_over_when_it_stops() {
         ns.exec(&["ip", "link", "set", &inner, "up"]);
     }
     let dir = scratch("ptp-bmca");
-    let master_a = ptp4l_master(a, &format!("tb0i{pid}"), 100, "-4", &dir);
-    let _master_b = ptp4l_master(b, &format!("tb1i{pid}"), 120, "-4", &dir);
-    let child = slave(s, &format!("tb2i{pid}"), "-4", 40);
+    let master_a = ptp4l_master(a, &format!("tb0i{pid}"), 100, "-4", "-E", &dir);
+    let _master_b = ptp4l_master(b, &format!("tb1i{pid}"), 120, "-4", "-E", &dir);
+    let child = slave(s, &format!("tb2i{pid}"), "-4", "-E", 40);
     // Let the slave settle on the better master, then stop it.
     std::thread::sleep(Duration::from_secs(18));
     drop(master_a);

@@ -2,7 +2,7 @@
 //! timestamps.
 //!
 //! ```text
-//! ptp-slave --interface IF [-4 | -6 | -2] [--domain N] [--observe] [--json]
+//! ptp-slave --interface IF [-4 | -6 | -2] [-E | -P] [--domain N] [--observe] [--json]
 //!           [--duration S] [--summary N]
 //! ```
 
@@ -13,10 +13,10 @@ use std::sync::atomic::AtomicBool;
 use tempora_examples::ptp::PortConfig;
 use tempora_examples::ptp::daemon::{SlaveConfig, Transport, run};
 
-const USAGE: &str = "usage: ptp-slave --interface IF [-4 | -6 | -2] [--domain N] [--observe]
-                 [--json] [--duration S] [--summary N]
+const USAGE: &str = "usage: ptp-slave --interface IF [-4 | -6 | -2] [-E | -P] [--domain N]
+                 [--observe] [--json] [--duration S] [--summary N]
   Follows the best PTP master heard on IF (UDPv4 by default, -6 UDPv6, -2 Ethernet;
-  end-to-end delay, software timestamps)
+  -E end-to-end delay by default, -P peer-to-peer; software timestamps)
   and steers the system clock with the PI servo; --observe measures and reports only and
   needs no CAP_SYS_TIME. Prints a line per sample as ptp4l does (--json: JSON lines) and
   a summary every N samples (default 16).";
@@ -51,6 +51,12 @@ fn main() -> ExitCode {
             "-4" => config.transport = Transport::Udp4,
             "-6" => config.transport = Transport::Udp6,
             "-2" => config.transport = Transport::L2,
+            "-P" | "--p2p" => {
+                config.port.delay_mechanism = tempora_ptp_proto::DelayMechanism::P2p;
+            }
+            "-E" | "--e2e" => {
+                config.port.delay_mechanism = tempora_ptp_proto::DelayMechanism::E2e;
+            }
             "--json" => json = true,
             "--duration" => match args.next().and_then(|v| v.parse::<f64>().ok()) {
                 Some(d) if d > 0.0 => config.duration = Some(d),

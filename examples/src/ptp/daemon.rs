@@ -15,7 +15,7 @@ use tempora_sys_clock::{
     PacketSocket, SystemClock, TimestampMode, TimestampedSocket, interface_index, poll_readable,
 };
 
-use super::port::{PortConfig, PortEvent, PtpPort, clock_identity_from_mac, parse_mac};
+use super::port::{Outgoing, PortConfig, PortEvent, PtpPort, clock_identity_from_mac, parse_mac};
 
 /// How the slave runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +50,8 @@ enum Io {
     Udp {
         event: TimestampedSocket,
         general: TimestampedSocket,
-        destination: SocketAddr,
+        primary: SocketAddr,
+        pdelay: SocketAddr,
     },
     L2 {
         socket: PacketSocket,
@@ -65,7 +66,10 @@ impl Io {
         index: u32,
         mac: [u8; 6],
     ) -> Result<Self, SlaveError> {
-        use tempora_ptp_proto::transport::{EVENT_PORT, GENERAL_PORT, IPV4_PRIMARY, MAC_PRIMARY};
+        use tempora_ptp_proto::transport::{
+            EVENT_PORT, GENERAL_PORT, IPV4_PDELAY, IPV4_PRIMARY, IPV6_PDELAY, MAC_PDELAY,
+            MAC_PRIMARY,
+        };
         match transport {
             Transport::Udp4 | Transport::Udp6 => {
                 let v6 = transport == Transport::Udp6;
@@ -82,27 +86,42 @@ impl Io {
                 for s in [&event, &general] {
                     if v6 {
                         s.join_multicast_v6(group6, index)?;
+                        s.join_multicast_v6(IPV6_PDELAY, index)?;
                         s.set_multicast_v6_interface(index)?;
                     } else {
                         s.join_multicast_v4_index(IPV4_PRIMARY, index)?;
+                        s.join_multicast_v4_index(IPV4_PDELAY, index)?;
                         s.set_multicast_v4_interface(index)?;
                     }
                     s.set_nonblocking(true)?;
                 }
-                let destination = if v6 {
-                    SocketAddr::V6(std::net::SocketAddrV6::new(group6, EVENT_PORT, 0, index))
+                let (primary, pdelay) = if v6 {
+                    (
+                        SocketAddr::V6(std::net::SocketAddrV6::new(group6, EVENT_PORT, 0, index)),
+                        SocketAddr::V6(std::net::SocketAddrV6::new(
+                            IPV6_PDELAY,
+                            EVENT_PORT,
+                            0,
+                            index,
+                        )),
+                    )
                 } else {
-                    SocketAddr::V4(SocketAddrV4::new(IPV4_PRIMARY, EVENT_PORT))
+                    (
+                        SocketAddr::V4(SocketAddrV4::new(IPV4_PRIMARY, EVENT_PORT)),
+                        SocketAddr::V4(SocketAddrV4::new(IPV4_PDELAY, EVENT_PORT)),
+                    )
                 };
                 Ok(Io::Udp {
                     event,
                     general,
-                    destination,
+                    primary,
+                    pdelay,
                 })
             }
             Transport::L2 => {
                 let socket = PacketSocket::open(interface, TimestampMode::Software)?;
                 socket.join_multicast(MAC_PRIMARY)?;
+                socket.join_multicast(MAC_PDELAY)?;
                 Ok(Io::L2 { socket, mac })
             }
         }
@@ -149,25 +168,50 @@ impl Io {
         Ok(())
     }
 
-    /// Sends an event message; returns its transmit timestamp (the clock just before the
-    /// send when the kernel gives none).
-    fn send_event(&mut self, message: &[u8], clock: &SystemClock) -> Option<i128> {
+    /// Sends a message where its kind says; for an event message returns its transmit
+    /// timestamp (the clock just before the send when the kernel gives none).
+    fn send(&mut self, message: &[u8], kind: Outgoing, clock: &SystemClock) -> Option<i128> {
+        use tempora_ptp_proto::transport::{GENERAL_PORT, MAC_PDELAY, MAC_PRIMARY};
         let before = clock.now_realtime().unwrap_or(0);
         let mut frame = [0u8; 256];
         let id = match self {
             Io::Udp {
-                event, destination, ..
-            } => event.send_to(message, *destination).ok()?,
+                event,
+                general,
+                primary,
+                pdelay,
+            } => {
+                let mut to = if kind.is_peer_delay() {
+                    *pdelay
+                } else {
+                    *primary
+                };
+                if kind.is_event() {
+                    event.send_to(message, to).ok()?
+                } else {
+                    to.set_port(GENERAL_PORT);
+                    general.send_to(message, to).ok()?;
+                    return None;
+                }
+            }
             Io::L2 { socket, mac } => {
                 let len = EthernetFrame {
-                    destination: tempora_ptp_proto::transport::MAC_PRIMARY,
+                    destination: if kind.is_peer_delay() {
+                        MAC_PDELAY
+                    } else {
+                        MAC_PRIMARY
+                    },
                     source: *mac,
                     vlan: None,
                     payload: message,
                 }
                 .emit(&mut frame)
                 .ok()?;
-                socket.send(&frame[..len]).ok()?
+                let id = socket.send(&frame[..len]).ok()?;
+                if !kind.is_event() {
+                    return None;
+                }
+                id
             }
         };
         // The kernel's transmit timestamp arrives on the error queue at once.
@@ -364,9 +408,10 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(100));
             port.recover(&mut events);
         }
-        if let Some(len) = port.handle_timeout(now(), &mut buf, &mut events) {
-            if let Some(t3) = io.send_event(&buf[..len], &steered) {
-                port.delay_req_sent(t3);
+        let mut next = port.handle_timeout(now(), &mut buf, &mut events);
+        while let Some((len, kind)) = next.take().or_else(|| port.poll_transmit(&mut buf)) {
+            if let Some(t) = io.send(&buf[..len], kind, &steered) {
+                port.transmitted(kind, t);
             }
         }
         for e in events.drain(..) {

@@ -6,8 +6,8 @@
 use tempora_clock_discipline::PiServoConfig;
 use tempora_clock_filter::LocalInstant;
 use tempora_ptp_proto::{
-    Body, ClockIdentity, ComparisonDataset, Flags, ForeignMasterTable, MessageType, PortIdentity,
-    PortState, PtpHeader, PtpMessage,
+    Body, ClockIdentity, ComparisonDataset, DelayMechanism, Flags, ForeignMasterTable, LogInterval,
+    MessageType, MessageWriter, PortIdentity, PortState, PtpHeader, PtpMessage, PtpTimestamp,
 };
 
 use super::slave::{PtpSlaveCore, SlaveSample};
@@ -29,6 +29,10 @@ pub struct PortConfig {
     pub servo: PiServoConfig,
     /// The clock's frequency correction at start, ppb.
     pub frequency_ppb: f64,
+    /// End-to-end (Delay_Req) or peer-to-peer (Pdelay_Req).
+    pub delay_mechanism: DelayMechanism,
+    /// log2 of the Pdelay_Req interval.
+    pub log_min_pdelay_req_interval: i8,
 }
 
 impl Default for PortConfig {
@@ -41,6 +45,8 @@ impl Default for PortConfig {
             samples_to_calibrate: 4,
             servo: PiServoConfig::SOFTWARE,
             frequency_ppb: 0.0,
+            delay_mechanism: DelayMechanism::E2e,
+            log_min_pdelay_req_interval: 0,
         }
     }
 }
@@ -63,6 +69,59 @@ pub enum PortEvent {
     UtcOffset(i16),
 }
 
+/// A message the port wants sent; where it goes follows from its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// Delay_Req: event port, primary group; report its transmit time.
+    DelayReq,
+    /// Pdelay_Req: event port, peer-delay group; report its transmit time.
+    PdelayReq,
+    /// Pdelay_Resp: event port, peer-delay group; report its transmit time (the
+    /// follow-up carries it).
+    PdelayResp,
+    /// Pdelay_Resp_Follow_Up: general port, peer-delay group.
+    PdelayRespFollowUp,
+}
+
+impl Outgoing {
+    /// Whether it goes to the peer-delay address.
+    pub fn is_peer_delay(self) -> bool {
+        !matches!(self, Outgoing::DelayReq)
+    }
+
+    /// Whether it is an event message (sent on the event port, timestamped).
+    pub fn is_event(self) -> bool {
+        !matches!(self, Outgoing::PdelayRespFollowUp)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Intent {
+    DelayReq,
+    PdelayReq,
+    PdelayResp {
+        sequence: u16,
+        requester: PortIdentity,
+        t2: i128,
+    },
+    PdelayRespFollowUp {
+        sequence: u16,
+        requester: PortIdentity,
+        t3: i128,
+    },
+}
+
+/// The peer-delay exchange in flight: t1 (our Pdelay_Req out), t2/t3 (the peer's), t4 (its
+/// response in), corrections.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pdelay {
+    sequence: u16,
+    t1: Option<i128>,
+    t2: Option<i128>,
+    t4: Option<i128>,
+    correction: f64,
+}
+
 /// A slave-only port.
 pub struct PtpPort {
     identity: PortIdentity,
@@ -79,6 +138,12 @@ pub struct PtpPort {
     sync_interval: f64,
     utc_offset: Option<i16>,
     random: u64,
+    intents: [Option<Intent>; 4],
+    pdelay: Pdelay,
+    pdelay_sequence: u16,
+    next_pdelay: Option<LocalInstant>,
+    /// The Pdelay_Resp sent last, waiting for its transmit timestamp.
+    responding: Option<(u16, PortIdentity)>,
 }
 
 impl PtpPort {
@@ -99,6 +164,97 @@ impl PtpPort {
             sync_interval: 1.0,
             utc_offset: None,
             random: u64::from_le_bytes(identity.clock_identity.0) | 1,
+            intents: [None; 4],
+            pdelay: Pdelay::default(),
+            pdelay_sequence: 0,
+            next_pdelay: (config.delay_mechanism == DelayMechanism::P2p).then_some(LocalInstant(0)),
+            responding: None,
+        }
+    }
+
+    fn push(&mut self, intent: Intent) {
+        if let Some(slot) = self.intents.iter_mut().find(|i| i.is_none()) {
+            *slot = Some(intent);
+        }
+    }
+
+    fn header(&self, message_type: MessageType, sequence: u16) -> PtpHeader {
+        let mut h = PtpHeader::new(message_type, self.identity, sequence);
+        h.domain_number = self.config.domain;
+        h.major_sdo_id = self.config.sdo_id;
+        h
+    }
+
+    /// The next message to send, written into `buf` (sans-IO: the caller sends it where
+    /// its kind says, and reports event messages' transmit time with
+    /// [`Self::transmitted`]).
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<(usize, Outgoing)> {
+        let intent = self.intents.iter_mut().find_map(Option::take)?;
+        let written = match intent {
+            Intent::DelayReq => {
+                let len = self.core.delay_request(buf)?;
+                buf[0] = (buf[0] & 0x0F) | (self.config.sdo_id << 4);
+                buf[4] = self.config.domain;
+                return Some((len, Outgoing::DelayReq));
+            }
+            Intent::PdelayReq => {
+                let mut h = self.header(MessageType::PdelayReq, self.pdelay_sequence);
+                h.log_message_interval = LogInterval(self.config.log_min_pdelay_req_interval);
+                let body = Body::PdelayReq {
+                    origin_timestamp: PtpTimestamp::ZERO,
+                };
+                (h, body, Outgoing::PdelayReq)
+            }
+            Intent::PdelayResp {
+                sequence,
+                requester,
+                t2,
+            } => {
+                let mut h = self.header(MessageType::PdelayResp, sequence);
+                h.flags = Flags(Flags::TWO_STEP);
+                let body = Body::PdelayResp {
+                    request_receipt_timestamp: PtpTimestamp::from_tai_nanos(t2).ok()?,
+                    requesting_port_identity: requester,
+                };
+                self.responding = Some((sequence, requester));
+                (h, body, Outgoing::PdelayResp)
+            }
+            Intent::PdelayRespFollowUp {
+                sequence,
+                requester,
+                t3,
+            } => {
+                let h = self.header(MessageType::PdelayRespFollowUp, sequence);
+                let body = Body::PdelayRespFollowUp {
+                    response_origin_timestamp: PtpTimestamp::from_tai_nanos(t3).ok()?,
+                    requesting_port_identity: requester,
+                };
+                (h, body, Outgoing::PdelayRespFollowUp)
+            }
+        };
+        let (header, body, kind) = written;
+        let len = MessageWriter::new(buf, &header, &body)
+            .ok()?
+            .finish()
+            .ok()?;
+        Some((len, kind))
+    }
+
+    /// The transmit time (ns) of an event message [`Self::poll_transmit`] gave.
+    pub fn transmitted(&mut self, kind: Outgoing, t: i128) {
+        match kind {
+            Outgoing::DelayReq => self.core.delay_req_sent(t),
+            Outgoing::PdelayReq => self.pdelay.t1 = Some(t),
+            Outgoing::PdelayResp => {
+                if let Some((sequence, requester)) = self.responding.take() {
+                    self.push(Intent::PdelayRespFollowUp {
+                        sequence,
+                        requester,
+                        t3: t,
+                    });
+                }
+            }
+            Outgoing::PdelayRespFollowUp => {}
         }
     }
 
@@ -161,21 +317,21 @@ impl PtpPort {
                     * 1e-9,
             )
         });
-        match (announce, self.next_delay_req) {
-            (Some(a), Some(d)) => Some(a.min(d)),
-            (a, d) => a.or(d),
-        }
+        [announce, self.next_delay_req, self.next_pdelay]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs the timers: the announce receipt timeout (failover to the next-best master),
-    /// and the Delay_Req, written into `buf` (its length returned: send it on the event
-    /// port and report its transmit time with [`Self::delay_req_sent`]).
+    /// the Delay_Req (E2E) and the Pdelay_Req (P2P); returns the first message to send, as
+    /// [`Self::poll_transmit`] does (call that for the rest).
     pub fn handle_timeout(
         &mut self,
         now: LocalInstant,
         buf: &mut [u8],
         events: &mut Vec<PortEvent>,
-    ) -> Option<usize> {
+    ) -> Option<(usize, Outgoing)> {
         if self.state == PortState::Faulty {
             return None;
         }
@@ -192,24 +348,37 @@ impl PtpPort {
                 self.choose_master(now, events);
             }
         }
+        if let Some(t) = self.next_pdelay {
+            if now >= t {
+                let interval = 2f64.powi(i32::from(self.config.log_min_pdelay_req_interval));
+                self.next_pdelay = Some(now.add_seconds(interval));
+                self.pdelay_sequence = self.pdelay_sequence.wrapping_add(1);
+                self.pdelay = Pdelay {
+                    sequence: self.pdelay_sequence,
+                    ..Pdelay::default()
+                };
+                self.push(Intent::PdelayReq);
+            }
+        }
         match self.next_delay_req {
             Some(t)
-                if now >= t && matches!(self.state, PortState::Uncalibrated | PortState::Slave) =>
+                if now >= t
+                    && self.config.delay_mechanism != DelayMechanism::P2p
+                    && matches!(self.state, PortState::Uncalibrated | PortState::Slave) =>
             {
                 // The next one at a random time within twice the interval (9.5.11.2).
                 let interval = 2f64.powi(i32::from(self.delay_req_log));
                 let wait = interval * 2.0 * self.jitter();
                 self.next_delay_req = Some(now.add_seconds(wait.max(interval * 0.1)));
-                let len = self.core.delay_request(buf)?;
-                buf[0] = (buf[0] & 0x0F) | (self.config.sdo_id << 4);
-                buf[4] = self.config.domain;
-                Some(len)
+                self.push(Intent::DelayReq);
             }
-            _ => None,
+            _ => {}
         }
+        self.poll_transmit(buf)
     }
 
-    /// The kernel's transmit timestamp of the Delay_Req just sent, ns.
+    /// The kernel's transmit timestamp of the Delay_Req just sent, ns (the same as
+    /// [`Self::transmitted`] with [`Outgoing::DelayReq`]).
     pub fn delay_req_sent(&mut self, t3: i128) {
         self.core.delay_req_sent(t3);
     }
@@ -247,6 +416,48 @@ impl PtpPort {
                 self.next_delay_req = None;
                 self.set_state(PortState::Listening, events);
             }
+        }
+    }
+
+    /// The peer's answers to our Pdelay_Req: link delay = ((t4 - t1) - (t3 - t2)) / 2 less
+    /// the corrections (one-step responders put t3 - t2 in the correction instead).
+    fn handle_peer_delay(&mut self, bytes: &[u8], rx: i128) {
+        let Ok(message) = PtpMessage::parse(bytes) else {
+            return;
+        };
+        let header = message.header;
+        if header.sequence_id != self.pdelay.sequence {
+            return;
+        }
+        let correction = header.correction.to_nanos_f64();
+        match message.body {
+            Body::PdelayResp {
+                request_receipt_timestamp,
+                requesting_port_identity,
+            } if requesting_port_identity == self.identity => {
+                self.pdelay.t4 = Some(rx);
+                self.pdelay.correction = correction;
+                if header.flags.two_step() {
+                    self.pdelay.t2 = Some(request_receipt_timestamp.as_tai_nanos());
+                } else if let Some(t1) = self.pdelay.t1 {
+                    self.core
+                        .link_delay_measured(((rx - t1) as f64 - correction) / 2.0);
+                }
+            }
+            Body::PdelayRespFollowUp {
+                response_origin_timestamp,
+                requesting_port_identity,
+            } if requesting_port_identity == self.identity => {
+                if let (Some(t1), Some(t2), Some(t4)) =
+                    (self.pdelay.t1, self.pdelay.t2, self.pdelay.t4)
+                {
+                    let t3 = response_origin_timestamp.as_tai_nanos();
+                    let turnaround = (t3 - t2) as f64 + self.pdelay.correction + correction;
+                    self.core
+                        .link_delay_measured(((t4 - t1) as f64 - turnaround) / 2.0);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -302,6 +513,16 @@ impl PtpPort {
                     self.utc_offset = Some(announce.current_utc_offset);
                     events.push(PortEvent::UtcOffset(announce.current_utc_offset));
                 }
+            }
+            MessageType::PdelayReq => {
+                self.push(Intent::PdelayResp {
+                    sequence: header.sequence_id,
+                    requester: header.source_port_identity,
+                    t2: rx,
+                });
+            }
+            MessageType::PdelayResp | MessageType::PdelayRespFollowUp => {
+                self.handle_peer_delay(bytes, rx);
             }
             MessageType::Sync | MessageType::FollowUp | MessageType::DelayResp if from_parent => {
                 if header.message_type == MessageType::Sync {
@@ -459,7 +680,7 @@ mod tests {
             let t1 = base + (t * 1e9) as i128;
             let t2 = t1 + 50_000 - 1_000;
             port.handle_message(&sync(good, seq, t1), t2, at(t), &mut ev);
-            if let Some(len) = port.handle_timeout(at(t + 0.01), &mut buf, &mut ev) {
+            if let Some((len, _)) = port.handle_timeout(at(t + 0.01), &mut buf, &mut ev) {
                 let req = PtpHeader::parse(&buf[..len]).unwrap();
                 assert_eq!(req.message_type, MessageType::DelayReq);
                 let t3 = t2 + 10_000_000;
@@ -504,6 +725,98 @@ mod tests {
         }
         assert_eq!(port.parent().unwrap().sender, backup, "{ev:?}");
         assert_eq!(port.state(), PortState::Uncalibrated);
+    }
+
+    #[test]
+    fn peer_delay_measures_the_link_and_answers_the_peer() {
+        let me = master(7);
+        let peer = master(1);
+        let mut port = PtpPort::new(
+            me,
+            PortConfig {
+                delay_mechanism: DelayMechanism::P2p,
+                ..PortConfig::default()
+            },
+        );
+        let mut ev = Vec::new();
+        let mut buf = [0u8; 128];
+        // Our Pdelay_Req goes out at once, even while listening.
+        let (len, kind) = port.handle_timeout(at(0.0), &mut buf, &mut ev).unwrap();
+        assert_eq!(kind, Outgoing::PdelayReq);
+        let req = PtpHeader::parse(&buf[..len]).unwrap();
+        assert_eq!(req.message_type, MessageType::PdelayReq);
+        let t1: i128 = 1_700_000_000_000_000_000;
+        port.transmitted(Outgoing::PdelayReq, t1);
+        // A two-step responder: t2 = t1 + 30 us (link 30 us, clocks equal), t3 = t2 + 100 us.
+        let (t2, t3) = (t1 + 30_000, t1 + 130_000);
+        let t4 = t3 + 30_000;
+        let mut h = PtpHeader::new(MessageType::PdelayResp, peer, req.sequence_id);
+        h.flags = Flags(Flags::TWO_STEP);
+        let mut out = [0u8; 64];
+        let n = MessageWriter::new(
+            &mut out,
+            &h,
+            &Body::PdelayResp {
+                request_receipt_timestamp: PtpTimestamp::from_tai_nanos(t2).unwrap(),
+                requesting_port_identity: me,
+            },
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        port.handle_message(&out[..n], t4, at(0.001), &mut ev);
+        let h = PtpHeader::new(MessageType::PdelayRespFollowUp, peer, req.sequence_id);
+        let n = MessageWriter::new(
+            &mut out,
+            &h,
+            &Body::PdelayRespFollowUp {
+                response_origin_timestamp: PtpTimestamp::from_tai_nanos(t3).unwrap(),
+                requesting_port_identity: me,
+            },
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        port.handle_message(&out[..n], 0, at(0.002), &mut ev);
+        assert_eq!(port.path_delay_ns(), Some(30_000.0));
+        // The peer asks us: a two-step answer with our receive time, then the follow-up
+        // with the transmit time we report.
+        let h = PtpHeader::new(MessageType::PdelayReq, peer, 77);
+        let n = MessageWriter::new(
+            &mut out,
+            &h,
+            &Body::PdelayReq {
+                origin_timestamp: PtpTimestamp::ZERO,
+            },
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        port.handle_message(&out[..n], t1 + 5_000, at(0.5), &mut ev);
+        let (len, kind) = port.poll_transmit(&mut buf).unwrap();
+        assert_eq!(kind, Outgoing::PdelayResp);
+        let resp = PtpMessage::parse(&buf[..len]).unwrap();
+        assert_eq!(resp.header.sequence_id, 77);
+        assert!(resp.header.flags.two_step());
+        assert_eq!(
+            resp.body,
+            Body::PdelayResp {
+                request_receipt_timestamp: PtpTimestamp::from_tai_nanos(t1 + 5_000).unwrap(),
+                requesting_port_identity: peer,
+            }
+        );
+        port.transmitted(Outgoing::PdelayResp, t1 + 9_000);
+        let (len, kind) = port.poll_transmit(&mut buf).unwrap();
+        assert_eq!(kind, Outgoing::PdelayRespFollowUp);
+        let fup = PtpMessage::parse(&buf[..len]).unwrap();
+        assert_eq!(
+            fup.body,
+            Body::PdelayRespFollowUp {
+                response_origin_timestamp: PtpTimestamp::from_tai_nanos(t1 + 9_000).unwrap(),
+                requesting_port_identity: peer,
+            }
+        );
+        assert!(port.poll_transmit(&mut buf).is_none());
     }
 
     #[test]

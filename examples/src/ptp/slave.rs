@@ -87,6 +87,14 @@ impl PtpSlaveCore {
         Some(len)
     }
 
+    /// Takes one peer-delay measurement (P2P): the link delay, ns, into the same median
+    /// filter the end-to-end path delay goes through.
+    pub fn link_delay_measured(&mut self, raw_ns: f64) {
+        if raw_ns.is_finite() && raw_ns >= 0.0 {
+            self.path_delay_ns = self.delay.update(raw_ns);
+        }
+    }
+
     /// The local transmit time (t3, nanoseconds) of the last Delay_Req.
     pub fn delay_req_sent(&mut self, t3: i128) {
         if let Some((seq, _)) = self.delay_req {
