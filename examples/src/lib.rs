@@ -30,6 +30,6 @@ pub mod ptp {
     pub mod daemon;
     mod port;
     mod slave;
-    pub use port::{PortConfig, PortEvent, PtpPort, clock_identity_from_mac, parse_mac};
+    pub use port::{Outgoing, PortConfig, PortEvent, PtpPort, clock_identity_from_mac, parse_mac};
     pub use slave::{PtpSlaveCore, SlaveSample};
 }
