@@ -283,6 +283,8 @@ pub enum Report {
         frequency_ppb: f64,
         /// Path delay, ns.
         path_delay_ns: f64,
+        /// A spike, not given to the servo.
+        spike: bool,
     },
     /// A summary of the last samples.
     Summary {
@@ -327,9 +329,11 @@ impl Report {
                 servo,
                 frequency_ppb,
                 path_delay_ns,
+                spike,
                 ..
             } => format!(
-                "ptp-slave[{time:.3}]: master offset {offset_ns:>10.0} {servo} freq {frequency_ppb:>+8.0} path delay {path_delay_ns:>9.0}"
+                "ptp-slave[{time:.3}]: master offset {offset_ns:>10.0} {servo} freq {frequency_ppb:>+8.0} path delay {path_delay_ns:>9.0}{}",
+                if *spike { " (spike, ignored)" } else { "" }
             ),
             Report::Summary {
                 time,
@@ -439,13 +443,13 @@ pub fn run(
                     Report::UtcOffset { time, seconds }
                 }
                 PortEvent::Sample(s) => {
-                    if !config.observe {
+                    if !config.observe && !s.spike {
                         if let Some(step) = s.step {
                             let _ = SteeredClock::step(&mut steered, step);
                         }
                         let _ = SteeredClock::set_frequency(&mut steered, s.frequency_ppb / 1000.0);
                     }
-                    if port.state() == PortState::Slave {
+                    if port.state() == PortState::Slave && !s.spike {
                         window.push((s.offset_ns, s.frequency_ppb, s.path_delay_ns));
                     }
                     Report::Sample {
@@ -460,6 +464,7 @@ pub fn run(
                         .into(),
                         frequency_ppb: s.frequency_ppb,
                         path_delay_ns: s.path_delay_ns,
+                        spike: s.spike,
                     }
                 }
             };

@@ -23,7 +23,14 @@ pub struct SlaveSample {
     pub frequency_ppb: f64,
     /// A step to make first (seconds, added to the slave clock), in the servo's jump.
     pub step: Option<f64>,
+    /// The offset was a spike (a Sync delayed by scheduling, say): far outside the recent
+    /// ones while the servo is locked. It was not given to the servo; `frequency_ppb` is
+    /// the one already set.
+    pub spike: bool,
 }
+
+/// Offsets the spike guard looks back on.
+const RECENT: usize = 16;
 
 /// The measuring half of a slave port.
 pub struct PtpSlaveCore {
@@ -37,6 +44,12 @@ pub struct PtpSlaveCore {
     /// t1, t2 and the correction of the last complete Sync.
     last_sync: Option<(i128, i128, f64)>,
     sequence: u16,
+    recent: [f64; RECENT],
+    recent_len: usize,
+    recent_next: usize,
+    spikes_in_a_row: u32,
+    last_state: ServoState,
+    last_frequency_ppb: f64,
 }
 
 fn ts_ns(t: PtpTimestamp) -> i128 {
@@ -61,6 +74,12 @@ impl PtpSlaveCore {
             delay_req: None,
             last_sync: None,
             sequence: 0,
+            recent: [0.0; RECENT],
+            recent_len: 0,
+            recent_next: 0,
+            spikes_in_a_row: 0,
+            last_state: ServoState::Unlocked,
+            last_frequency_ppb: frequency_ppb,
         }
     }
 
@@ -196,9 +215,27 @@ impl PtpSlaveCore {
             return Ok(None);
         };
         let offset_ns = (t2 - t1) as f64 - correction - path_delay_ns;
+        if self.is_spike(offset_ns) {
+            self.spikes_in_a_row += 1;
+            return Ok(Some(SlaveSample {
+                offset_ns,
+                path_delay_ns,
+                state: self.last_state,
+                frequency_ppb: self.last_frequency_ppb,
+                step: None,
+                spike: true,
+            }));
+        }
+        self.spikes_in_a_row = 0;
+        self.recent[self.recent_next] = offset_ns;
+        self.recent_next = (self.recent_next + 1) % RECENT;
+        self.recent_len = (self.recent_len + 1).min(RECENT);
         let out = self.servo.sample(-offset_ns * 1e-9, now)?;
+        self.last_state = out.state;
+        self.last_frequency_ppb = out.frequency_ppb;
         if out.step.is_some() {
             self.clock_stepped();
+            self.recent_len = 0;
         }
         Ok(Some(SlaveSample {
             offset_ns,
@@ -206,6 +243,38 @@ impl PtpSlaveCore {
             state: out.state,
             frequency_ppb: out.frequency_ppb,
             step: out.step,
+            spike: false,
         }))
+    }
+
+    /// Whether `offset_ns` is a spike: the servo is locked, and the offset lies more than
+    /// eight robust standard deviations (1.4826 x the median absolute deviation) and 5 us
+    /// from the median of the last offsets. Three in a row are taken as real (the master
+    /// moved) and the window starts again.
+    fn is_spike(&mut self, offset_ns: f64) -> bool {
+        if self.recent_len < RECENT / 2
+            || !matches!(
+                self.last_state,
+                ServoState::Locked | ServoState::LockedStable
+            )
+        {
+            return false;
+        }
+        if self.spikes_in_a_row >= 3 {
+            self.recent_len = 0;
+            self.recent_next = 0;
+            return false;
+        }
+        let n = self.recent_len;
+        let mut v = self.recent;
+        v[..n].sort_unstable_by(f64::total_cmp);
+        let median = v[n / 2];
+        let mut dev = [0.0f64; RECENT];
+        for (d, x) in dev.iter_mut().zip(&v[..n]) {
+            *d = (x - median).abs();
+        }
+        dev[..n].sort_unstable_by(f64::total_cmp);
+        let mad = dev[n / 2];
+        (offset_ns - median).abs() > (8.0 * 1.4826 * mad).max(5_000.0)
     }
 }
