@@ -86,7 +86,12 @@ fn local_source_answers_every_field_for_v4_and_v3() {
         assert!(seconds_between(h.reference_timestamp, after) < 2.0);
         assert!(h.precision.0 <= -20);
     }
-    let c = server.counters();
+    // The serving thread adds its counts in after the batch is sent.
+    let c = wait_for(Duration::from_secs(2), || {
+        let c = server.counters();
+        (c.responses == 2).then_some(c)
+    })
+    .expect("both answers counted");
     assert_eq!((c.requests_by_version[3], c.requests_by_version[4]), (1, 1));
 }
 
