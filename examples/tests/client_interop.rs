@@ -174,7 +174,8 @@ fn query_and_daemon_agree_with_chronyd_ntpd_and_our_server() {
     assert!(status.tracking.system_offset.abs() < 1e-3);
     for r in &status.sources {
         assert!(r.offset.abs() < 1e-3, "{r:?}");
-        assert_eq!(r.reach & 1, 1, "{r:?}");
+        // Reachable (the newest bit may be a poll still in flight).
+        assert!(r.reach.count_ones() >= 4, "{r:?}");
     }
     let text =
         String::from_utf8_lossy(&in_ns(&ns, client).args(["status"]).output().unwrap().stdout)
