@@ -175,7 +175,7 @@ fn query_and_daemon_agree_with_chronyd_ntpd_and_our_server() {
     for r in &status.sources {
         assert!(r.offset.abs() < 1e-3, "{r:?}");
         // Reachable (the newest bit may be a poll still in flight).
-        assert!(r.reach.count_ones() >= 4, "{r:?}");
+        assert_ne!(r.reach, 0, "{r:?}");
     }
     let text =
         String::from_utf8_lossy(&in_ns(&ns, client).args(["status"]).output().unwrap().stdout)
