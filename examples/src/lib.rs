@@ -24,6 +24,7 @@ pub mod ntp {
 }
 
 pub mod http;
+pub mod startup;
 
 pub mod ptp {
     //! The PTP slave: the measuring core and the port state machine.

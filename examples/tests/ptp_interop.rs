@@ -10,20 +10,11 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Netns, peer, scratch};
+use common::{Killed, Netns, peer, scratch};
 
 /// One test at a time: on two cores, parallel runs make scheduling spikes of tens of
 /// microseconds in each other's software timestamps.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn ip(args: &[&str]) {
     let ok = Command::new("ip").args(args).status().unwrap().success();

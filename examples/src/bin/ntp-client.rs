@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tempora_examples::http::{StatusServer, get};
@@ -154,24 +154,11 @@ fn run_command(args: Vec<String>) -> ExitCode {
             format!("{e} (use --config FILE or --server HOST)")
         });
     }
-    let level = match config.log_level.as_str() {
-        "error" => tracing::Level::ERROR,
-        "warn" => tracing::Level::WARN,
-        "debug" => tracing::Level::DEBUG,
-        "trace" => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
+    tempora_examples::startup::init_logging(&config.log_level);
+    let stop = match tempora_examples::startup::stop_flag() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot handle signals: {e}")),
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            return fail(format!("cannot handle signals: {e}"));
-        }
-    }
     let upstream = match Upstream::start(config.upstream()) {
         Ok(u) => Arc::new(u),
         Err(e) => {

@@ -7,9 +7,6 @@
 //! ```
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
 use tempora_examples::ntp::server::{NtpServer, ServerConfig, TimeSource};
 
 const USAGE: &str = "usage: ntp-server [--config FILE] [--listen ADDR:PORT]... [--threads N]
@@ -115,24 +112,11 @@ fn main() -> ExitCode {
             Err(e) => return fail(e),
         }
     }
-    let level = match config.log_level.as_str() {
-        "error" => tracing::Level::ERROR,
-        "warn" => tracing::Level::WARN,
-        "debug" => tracing::Level::DEBUG,
-        "trace" => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
+    tempora_examples::startup::init_logging(&config.log_level);
+    let stop = match tempora_examples::startup::stop_flag() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot handle signals: {e}")),
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            return fail(format!("cannot handle signals: {e}"));
-        }
-    }
     let server = match NtpServer::start(&config) {
         Ok(s) => s,
         Err(e) => {

@@ -7,8 +7,6 @@
 //! ```
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use tempora_examples::ptp::PortConfig;
 use tempora_examples::ptp::daemon::{SlaveConfig, Transport, run};
@@ -83,12 +81,10 @@ fn main() -> ExitCode {
         );
         config.observe = true;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            return fail(format!("cannot handle signals: {e}"));
-        }
-    }
+    let stop = match tempora_examples::startup::stop_flag() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot handle signals: {e}")),
+    };
     let result = run(&config, &stop, |report| {
         if json {
             println!("{}", serde_json::to_string(report).unwrap_or_default());

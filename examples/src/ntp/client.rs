@@ -11,6 +11,7 @@ use tempora_clock_discipline::{DisciplineConfig, PanicPolicy, StepMode, StepPoli
 
 use super::RefclockConfig;
 use super::server::ConfigError;
+use super::server::config::{check_log_level, invalid, load_toml, parse_toml};
 use super::upstream::{ClientStatus, Upstream, UpstreamConfig};
 
 /// A PTP hardware clock used as a reference clock.
@@ -120,35 +121,17 @@ impl Default for ClientConfig {
     }
 }
 
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
 impl ClientConfig {
     /// Reads a TOML file.
     pub fn from_file(path: &str) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        Self::from_toml(&text).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
-                path: path.into(),
-                message,
-            },
-            other => other,
-        })
+        let config: Self = load_toml(path)?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Parses TOML text and checks every value.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "config".into(),
-            message: e.to_string(),
-        })?;
+        let config: Self = parse_toml(text, "config")?;
         config.validate()?;
         Ok(config)
     }
@@ -208,12 +191,7 @@ impl ClientConfig {
         if !matches!(s.panic_policy.as_str(), "refuse" | "observe") {
             return Err(invalid("step.panic_policy", "refuse or observe"));
         }
-        if !matches!(
-            self.log_level.as_str(),
-            "error" | "warn" | "info" | "debug" | "trace"
-        ) {
-            return Err(invalid("log_level", "error, warn, info, debug or trace"));
-        }
+        check_log_level(&self.log_level)?;
         Ok(())
     }
 

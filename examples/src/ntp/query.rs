@@ -113,7 +113,9 @@ pub fn resolve(host: &str) -> Result<Vec<SocketAddr>, String> {
     Ok(addrs)
 }
 
-fn random_u64() -> u64 {
+/// A fresh random 64-bit value, never zero (a zero transmit timestamp would match a zero
+/// origin).
+pub(crate) fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         use std::io::Read;
@@ -123,7 +125,8 @@ fn random_u64() -> u64 {
     u64::from_ne_bytes(bytes).max(1)
 }
 
-fn ntp_of(nanos: i128) -> NtpTimestamp {
+/// NTP timestamp of a CLOCK_REALTIME reading in nanoseconds.
+pub(crate) fn ntp_of(nanos: i128) -> NtpTimestamp {
     NtpTimestamp::from_unix(UnixTime::from_nanos(nanos))
 }
 

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use tempora_clock_discipline::{
     ClockAction, DisciplineConfig, LeapConfig, LeapScheduler, SteeredClock,
 };
-use tempora_clock_filter::{Leap, LocalInstant, SelectionMark};
-use tempora_ntp_proto::{Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState, UnixTime};
+use tempora_clock_filter::{Leap, LocalInstant};
+use tempora_ntp_proto::{Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState};
 use tempora_sys_clock::{PhcClock, SystemClock, TimestampMode, TimestampedSocket};
 
-use super::query::{reference_id_text, resolve};
+use super::query::{ntp_of, random_u64, reference_id_text, resolve};
 use super::{
     DisciplineKind, Estimator, NtpSource, NtpSystem, RefclockConfig, RefclockSource,
     ResponseOutcome, SourceConfig, SystemConfig,
@@ -337,15 +337,6 @@ struct Runtime {
     last_drift_write: Instant,
     last_update_real: Option<NtpTimestamp>,
     error: Option<String>,
-}
-
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(Instant::now()).max(1)
-}
-
-fn ntp_of(nanos: i128) -> NtpTimestamp {
-    NtpTimestamp::from_unix(UnixTime::from_nanos(nanos))
 }
 
 /// Reads a drift file: one number, ppm.
@@ -857,17 +848,5 @@ impl Runtime {
         if self.error.is_some() {
             status.last_error = self.error.clone();
         }
-    }
-}
-
-/// Marks as chronyc prints them, for tests and tools.
-pub fn mark_of(row: &SourceRow) -> SelectionMark {
-    match row.mark {
-        '*' => SelectionMark::Selected,
-        '+' => SelectionMark::Combined,
-        '-' => SelectionMark::Candidate,
-        'x' => SelectionMark::Falseticker,
-        '~' => SelectionMark::TooVariable,
-        _ => SelectionMark::Unreachable,
     }
 }

@@ -377,12 +377,6 @@ impl PtpPort {
         self.poll_transmit(buf)
     }
 
-    /// The kernel's transmit timestamp of the Delay_Req just sent, ns (the same as
-    /// [`Self::transmitted`] with [`Outgoing::DelayReq`]).
-    pub fn delay_req_sent(&mut self, t3: i128) {
-        self.core.delay_req_sent(t3);
-    }
-
     /// Tells the port the clock it measures was stepped.
     pub fn clock_stepped(&mut self) {
         self.core.clock_stepped();
@@ -493,7 +487,7 @@ impl PtpPort {
                     return;
                 };
                 if let Some(seconds) = header.log_message_interval.seconds() {
-                    if (0.0..=64.0).contains(&seconds) || seconds > 0.0 {
+                    if seconds > 0.0 && seconds <= 64.0 {
                         self.announce_interval_ns = (seconds * 1e9) as i64;
                     }
                 }
@@ -684,7 +678,7 @@ mod tests {
                 let req = PtpHeader::parse(&buf[..len]).unwrap();
                 assert_eq!(req.message_type, MessageType::DelayReq);
                 let t3 = t2 + 10_000_000;
-                port.delay_req_sent(t3);
+                port.transmitted(Outgoing::DelayReq, t3);
                 let t4 = t3 + 50_000 + 1_000;
                 port.handle_message(
                     &delay_resp(good, me, req.sequence_id, t4),

@@ -41,6 +41,16 @@ impl Drop for Process {
     }
 }
 
+/// A child process of the test, killed by its PID on drop.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tempora-{name}-{}", std::process::id()));

@@ -162,7 +162,39 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+/// Parses TOML into a configuration type; `path` names the source in errors (toml's
+/// messages name the key and the line).
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads and parses a TOML file.
+pub(crate) fn load_toml<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    parse_toml(&text, path)
+}
+
+/// Checks a `log_level` value.
+pub(crate) fn check_log_level(value: &str) -> Result<(), ConfigError> {
+    match crate::startup::log_level(value) {
+        Some(_) => Ok(()),
+        None => Err(invalid(
+            "log_level",
+            format!("{value:?}: use {}", crate::startup::LOG_LEVELS),
+        )),
+    }
+}
+
+pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
@@ -172,25 +204,14 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 impl ServerConfig {
     /// Reads a TOML file.
     pub fn from_file(path: &str) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        Self::from_toml(&text).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
-                path: path.into(),
-                message,
-            },
-            other => other,
-        })
+        let config: Self = load_toml(path)?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Parses TOML text and checks every value.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "config".into(),
-            message: e.to_string(),
-        })?;
+        let config: Self = parse_toml(text, "config")?;
         config.validate()?;
         Ok(config)
     }
@@ -203,18 +224,7 @@ impl ServerConfig {
         if self.threads > 256 {
             return Err(invalid("threads", "at most 256"));
         }
-        if !matches!(
-            self.log_level.as_str(),
-            "error" | "warn" | "info" | "debug" | "trace"
-        ) {
-            return Err(invalid(
-                "log_level",
-                format!(
-                    "{:?}: use error, warn, info, debug or trace",
-                    self.log_level
-                ),
-            ));
-        }
+        check_log_level(&self.log_level)?;
         match &self.source {
             TimeSource::Local { stratum } | TimeSource::Kernel { stratum, .. }
                 if !(1..=15).contains(stratum) =>

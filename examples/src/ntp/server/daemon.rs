@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tempora_ntp_proto::{
-    LeapIndicator, Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState, Stratum, UnixTime,
+    LeapIndicator, Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState, Stratum,
 };
 use tempora_sys_clock::{
     BatchOptions, BatchSocket, ClockState, MAX_BATCH, RecvMeta, SendItem, StatusFlags, SystemClock,
@@ -21,6 +21,7 @@ use super::clients::ClientTable;
 use super::config::{ServerConfig, TimeSource};
 use super::core::{Answer, Counters, DropReason, Request, ServerCore};
 use super::metrics;
+use crate::ntp::query::ntp_of;
 use crate::ntp::upstream::{Upstream, UpstreamConfig, UpstreamError};
 
 /// Why the server did not start.
@@ -74,10 +75,6 @@ pub struct NtpServer {
     addresses: Vec<SocketAddr>,
     threads: Vec<JoinHandle<()>>,
     status: Option<crate::http::StatusServer>,
-}
-
-fn ntp_of(nanos: i128) -> NtpTimestamp {
-    NtpTimestamp::from_unix(UnixTime::from_nanos(nanos))
 }
 
 fn realtime_nanos() -> i128 {

@@ -4,7 +4,7 @@
 
 mod access;
 mod clients;
-mod config;
+pub(crate) mod config;
 mod core;
 mod daemon;
 mod metrics;
