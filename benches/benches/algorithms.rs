@@ -13,8 +13,8 @@ use tempora_clock_discipline::{
     Discipline, DisciplineConfig, DisciplineInput, PiServo, PiServoConfig, RfcConfig, RfcDiscipline,
 };
 use tempora_clock_filter::{
-    Candidate, CandidateVerdict, ClockFilter, Leap, LocalInstant, Measurement, RegressionConfig,
-    RegressionFilter, SelectionConfig, select,
+    Candidate, CandidateVerdict, ClockFilter, Leap, LocalInstant, Measurement, OffsetKalman,
+    OffsetKalmanConfig, RegressionConfig, RegressionFilter, SelectionConfig, select,
 };
 
 fn measurement(i: u32) -> Measurement {
@@ -108,6 +108,15 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             t += 16_000_000_000;
             d.update(black_box(1e-4), LocalInstant(t)).unwrap()
+        })
+    });
+    c.bench_function("filter/ptp_offset_kalman_update", |b| {
+        let mut kalman = OffsetKalman::new(OffsetKalmanConfig::default());
+        let mut t = 0i64;
+        b.iter(|| {
+            t += 250_000_000;
+            let jitter = ((t / 250_000_000) % 7) as f64 * 40.0;
+            kalman.update(black_box(jitter), 0.0, LocalInstant(t))
         })
     });
     c.bench_function("servo/pi_sample", |b| {

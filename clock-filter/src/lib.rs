@@ -29,7 +29,7 @@ mod rfc;
 mod selection;
 mod source;
 
-pub use ptp::{MinDelayWindow, MovingMedian};
+pub use ptp::{MinDelayWindow, MovingMedian, OffsetEstimate, OffsetKalman, OffsetKalmanConfig};
 pub use regression::{Estimate, MAX_SAMPLES, RegressionConfig, RegressionFilter};
 pub use rfc::{ClockFilter, FilterOutput};
 pub use selection::{

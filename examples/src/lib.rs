@@ -28,7 +28,10 @@ pub mod startup;
 
 pub mod ptp {
     //! The PTP slave: the measuring core and the port state machine.
+    pub mod config;
     pub mod daemon;
+    pub mod metrics;
+    pub mod phc2sys;
     mod port;
     mod slave;
     pub use port::{Outgoing, PortConfig, PortEvent, PtpPort, clock_identity_from_mac, parse_mac};

@@ -8,6 +8,17 @@ use std::path::PathBuf;
 
 use tempora_examples::ntp::client::ClientConfig;
 use tempora_examples::ntp::server::ServerConfig;
+use tempora_examples::ptp::config::PtpConfigFile;
+use tempora_examples::ptp::daemon::SlaveConfig;
+
+fn ptp_config(text: &str) -> SlaveConfig {
+    let mut config = SlaveConfig::new("");
+    PtpConfigFile::from_toml(text)
+        .and_then(|f| f.apply(&mut config))
+        .and_then(|()| config.validate())
+        .unwrap_or_else(|e| panic!("ptp-slave config: {e}"));
+    config
+}
 
 fn deploy(path: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -34,6 +45,24 @@ fn embedded(yaml: &str, key: &str) -> String {
 fn example_configurations_parse() {
     ServerConfig::from_toml(&deploy("config/ntp-server.toml")).unwrap();
     ClientConfig::from_toml(&deploy("config/ntp-client.toml")).unwrap();
+    let ptp = ptp_config(&deploy("config/ptp-slave.toml"));
+    assert!(ptp.sync_system && ptp.metrics_listen.is_some());
+}
+
+#[test]
+fn ptp_manifest_adds_only_the_capabilities_it_needs() {
+    let yaml = deploy("kubernetes/ptp-slave.yaml");
+    assert!(!yaml.contains("privileged: true"));
+    assert!(yaml.contains("drop: [\"ALL\"]"));
+    assert!(yaml.contains("add: [\"SYS_TIME\", \"NET_ADMIN\", \"NET_RAW\", \"NET_BIND_SERVICE\"]"));
+    assert!(yaml.contains("memory: 20Mi"));
+    let config = ptp_config(&embedded(&yaml, "ptp-slave.toml"));
+    assert_eq!(config.port.domain, 24);
+    let unit = deploy("systemd/tempora-ptp-slave.service");
+    assert!(unit.contains("DynamicUser=yes"));
+    assert!(unit.contains(
+        "CapabilityBoundingSet=CAP_SYS_TIME CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE"
+    ));
 }
 
 #[test]

@@ -7,14 +7,14 @@ use std::collections::BinaryHeap;
 use tempora_clock_discipline::{ClockAction, DisciplineConfig, RfcConfig, SteeredClock};
 use tempora_clock_filter::{CandidateVerdict, SelectionConfig};
 use tempora_examples::ntp::{DisciplineKind, NtpSource, NtpSystem, SourceConfig, SystemConfig};
-use tempora_examples::ptp::PtpSlaveCore;
+use tempora_examples::ptp::{Outgoing, PortConfig, PortEvent, PtpPort};
 use tempora_ntp_proto::{
     KissCode, Log2Seconds, NtpDuration, NtpHeader, ReferenceId, ServerState, Stratum,
     kiss_of_death, server_response,
 };
 use tempora_ptp_proto::{
-    Body, ClockIdentity, Flags, MessageType, MessageWriter, PortIdentity, PtpHeader, PtpMessage,
-    PtpTimestamp,
+    AnnounceBody, Body, ClockAccuracy, ClockIdentity, ClockQuality, Flags, LogInterval,
+    MessageType, MessageWriter, PortIdentity, PtpHeader, PtpMessage, PtpTimestamp, TimeSource,
 };
 
 use crate::model::{Link, Rng, SimClock};
@@ -443,12 +443,45 @@ fn apply(clock: &mut SimClock, action: &ClockAction) {
 }
 
 enum PtpEvent {
+    Announce,
     Sync,
-    ToSlave { bytes: Vec<u8> },
-    DelayReq { bytes: Vec<u8> },
+    ToSlave {
+        bytes: Vec<u8>,
+    },
+    DelayReq {
+        bytes: Vec<u8>,
+    },
+    /// The port's timer, for the wake-up numbered so (older ones are stale).
+    PortTimer(u64),
     Sample,
 }
 
+/// The master's Announce: a grandmaster of clock class 6 on GNSS (within 100 ns), UTC
+/// offset 37 s.
+fn master_announce(master: PortIdentity, sequence: u16) -> (PtpHeader, Body) {
+    let mut header = PtpHeader::new(MessageType::Announce, master, sequence);
+    header.log_message_interval = LogInterval(0);
+    header.flags = Flags(Flags::UTC_OFFSET_VALID | Flags::PTP_TIMESCALE);
+    let body = Body::Announce(AnnounceBody {
+        origin_timestamp: PtpTimestamp::ZERO,
+        current_utc_offset: 37,
+        grandmaster_priority1: 128,
+        grandmaster_clock_quality: ClockQuality {
+            clock_class: 6,
+            clock_accuracy: ClockAccuracy::Within { value: 0x21 },
+            offset_scaled_log_variance: 0x4E5D,
+        },
+        grandmaster_priority2: 128,
+        grandmaster_identity: master.clock_identity,
+        steps_removed: 0,
+        time_source: TimeSource::Gnss,
+    });
+    (header, body)
+}
+
+/// A PTP master and `ptp-slave`'s real port ([`PtpPort`]: announce qualification, BMCA,
+/// UNCALIBRATED to SLAVE, Delay_Req timing, the servo) exchanging real messages over the
+/// scenario's link.
 fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
     let mut rng = Rng::new(seed);
     let mut queue = Queue::new();
@@ -462,10 +495,19 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
         clock_identity: ClockIdentity::from_mac([2, 0, 0, 0, 0, 2]),
         port_number: 1,
     };
-    let mut core = PtpSlaveCore::new(slave_port, world.sync_interval, world.servo, 0.0);
+    let mut port = PtpPort::new(
+        slave_port,
+        PortConfig {
+            servo: world.servo,
+            ..PortConfig::default()
+        },
+    );
     let mut trace = NodeTrace::new("slave");
     trace.tracked = true;
     let mut sequence: u16 = 0;
+    let mut announce_sequence: u16 = 0;
+    let mut timer_generation = 0u64;
+    let log_sync = world.sync_interval.log2().round() as i8;
     let noise = world.timestamp_noise;
     let master_time = |t: i64, rng: &mut Rng| -> i128 {
         i128::from(crate::model::EPOCH_UNIX) * 1_000_000_000
@@ -473,40 +515,61 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
             + (noise * rng.uniform() * NS).round() as i128
     };
     let write = |header: PtpHeader, body: Body| -> Vec<u8> {
-        let mut buf = vec![0u8; 64];
+        let mut buf = vec![0u8; 128];
         let len = MessageWriter::new(&mut buf, &header, &body)
             .and_then(|w| w.finish())
             .unwrap_or(0);
         buf.truncate(len);
         buf
     };
+    queue.push(ns(0.1), PtpEvent::Announce);
     queue.push(ns(0.5), PtpEvent::Sync);
     queue.push(0, PtpEvent::Sample);
-    let mut errors = 0u32;
+    let mut events = Vec::new();
     while let Some((t, event)) = queue.pop() {
         if t > end {
             break;
         }
         slave.advance(t, &mut rng);
         let seconds = t as f64 / NS;
+        let mut port_ran = false;
+        let mut buf = [0u8; 128];
+        let mut outgoing = None;
         match event {
             PtpEvent::Sample => {
                 trace.record(seconds, slave.error(), slave.frequency_error_ppm());
                 queue.push(t + ns(1.0), PtpEvent::Sample);
+            }
+            PtpEvent::Announce => {
+                announce_sequence = announce_sequence.wrapping_add(1);
+                let (header, body) = master_announce(master_port, announce_sequence);
+                if let Some(d) = world.link.delay(false, seconds, &mut rng) {
+                    queue.push(
+                        t + ns(d),
+                        PtpEvent::ToSlave {
+                            bytes: write(header, body),
+                        },
+                    );
+                }
+                queue.push(t + ns(1.0), PtpEvent::Announce);
             }
             PtpEvent::Sync => {
                 sequence = sequence.wrapping_add(1);
                 let t1 = master_time(t, &mut rng);
                 let mut header = PtpHeader::new(MessageType::Sync, master_port, sequence);
                 header.flags = Flags(Flags::TWO_STEP | Flags::PTP_TIMESCALE);
+                header.log_message_interval = LogInterval(log_sync);
                 let sync = write(
                     header,
                     Body::Sync {
                         origin_timestamp: PtpTimestamp::ZERO,
                     },
                 );
+                let mut follow_header =
+                    PtpHeader::new(MessageType::FollowUp, master_port, sequence);
+                follow_header.log_message_interval = LogInterval(log_sync);
                 let follow = write(
-                    PtpHeader::new(MessageType::FollowUp, master_port, sequence),
+                    follow_header,
                     Body::FollowUp {
                         precise_origin_timestamp: PtpTimestamp::from_tai_nanos(t1)
                             .unwrap_or(PtpTimestamp::ZERO),
@@ -522,34 +585,13 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
             PtpEvent::ToSlave { bytes } => {
                 let rx =
                     slave.read_ns(0.0, &mut rng) + (noise * rng.uniform() * NS).round() as i128;
-                let mono = slave.monotonic();
-                match core.handle_message(&bytes, rx, mono) {
-                    Ok(Some(sample)) => {
-                        if let Some(step) = sample.step {
-                            let Ok(()) = slave.step(step);
-                        }
-                        let Ok(()) = slave.set_frequency(sample.frequency_ppb / 1000.0);
-                    }
-                    Ok(None) => {}
-                    Err(_) => errors += 1,
-                }
-                let is_follow_up = PtpMessage::parse(&bytes)
-                    .is_ok_and(|m| m.header.message_type == MessageType::FollowUp);
-                if is_follow_up {
-                    let mut buf = [0u8; 64];
-                    if let Some(len) = core.delay_request(&mut buf) {
-                        let t3 = slave.read_ns(0.0, &mut rng)
-                            + (noise * rng.uniform() * NS).round() as i128;
-                        core.delay_req_sent(t3);
-                        if let Some(d) = world.link.delay(true, seconds, &mut rng) {
-                            queue.push(
-                                t + ns(d),
-                                PtpEvent::DelayReq {
-                                    bytes: buf[..len].to_vec(),
-                                },
-                            );
-                        }
-                    }
+                port.handle_message(&bytes, rx, slave.monotonic(), &mut events);
+                port_ran = true;
+            }
+            PtpEvent::PortTimer(generation) => {
+                if generation == timer_generation {
+                    outgoing = port.handle_timeout(slave.monotonic(), &mut buf, &mut events);
+                    port_ran = true;
                 }
             }
             PtpEvent::DelayReq { bytes } => {
@@ -557,8 +599,11 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
                 let Ok(req) = PtpMessage::parse(&bytes) else {
                     continue;
                 };
+                let mut header =
+                    PtpHeader::new(MessageType::DelayResp, master_port, req.header.sequence_id);
+                header.log_message_interval = LogInterval(0);
                 let resp = write(
-                    PtpHeader::new(MessageType::DelayResp, master_port, req.header.sequence_id),
+                    header,
                     Body::DelayResp {
                         receive_timestamp: PtpTimestamp::from_tai_nanos(t4)
                             .unwrap_or(PtpTimestamp::ZERO),
@@ -566,14 +611,52 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
                     },
                 );
                 if let Some(d) = world.link.delay(false, seconds, &mut rng) {
-                    let rx = t + ns(d);
-                    queue.push(rx, PtpEvent::ToSlave { bytes: resp });
+                    queue.push(t + ns(d), PtpEvent::ToSlave { bytes: resp });
                 }
             }
         }
+        if !port_ran {
+            continue;
+        }
+        // What the port sends: Delay_Req to the master, stamped as it leaves.
+        while let Some((len, kind)) = outgoing.take().or_else(|| port.poll_transmit(&mut buf)) {
+            if kind.is_event() {
+                let t3 =
+                    slave.read_ns(0.0, &mut rng) + (noise * rng.uniform() * NS).round() as i128;
+                port.transmitted(kind, t3);
+            }
+            if kind == Outgoing::DelayReq {
+                if let Some(d) = world.link.delay(true, seconds, &mut rng) {
+                    queue.push(
+                        t + ns(d),
+                        PtpEvent::DelayReq {
+                            bytes: buf[..len].to_vec(),
+                        },
+                    );
+                }
+            }
+        }
+        for event in events.drain(..) {
+            if let PortEvent::Sample(sample) = event {
+                if sample.spike {
+                    continue;
+                }
+                if let Some(step) = sample.step {
+                    let Ok(()) = slave.step(step);
+                }
+                let Ok(()) = slave.set_frequency(sample.frequency_ppb / 1000.0);
+            }
+        }
+        // Wake the port when it asks (one pending wake-up at a time).
+        if let Some(at) = port.poll_timeout() {
+            timer_generation += 1;
+            queue.push(
+                slave.true_time_of(at).max(t),
+                PtpEvent::PortTimer(timer_generation),
+            );
+        }
     }
     trace.steps = slave.steps();
-    trace.discipline_errors = errors;
     RunResult {
         nodes: vec![trace],
         ..RunResult::default()

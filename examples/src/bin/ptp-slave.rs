@@ -1,23 +1,35 @@
-//! `ptp-slave`: a slave-only PTP ordinary clock over UDPv4, UDPv6 or Ethernet with software
-//! timestamps.
+//! `ptp-slave`: a slave-only PTP ordinary clock over UDPv4, UDPv6 or Ethernet with
+//! software or hardware timestamps.
 //!
 //! ```text
-//! ptp-slave --interface IF [-4 | -6 | -2] [-E | -P] [--domain N] [--observe] [--json]
-//!           [--duration S] [--summary N]
+//! ptp-slave [--config FILE] [--interface IF] [--profile P] [-4 | -6 | -2] [-E | -P]
+//!           [--domain N] [-S | -H] [--clock C] [--sync-system] [--observe] [--json]
+//!           [--metrics ADDR] [--clock-identity ID] [--duration S] [--summary N]
+//!           [--check-config]
 //! ```
 
 use std::process::ExitCode;
 
-use tempora_examples::ptp::PortConfig;
-use tempora_examples::ptp::daemon::{SlaveConfig, Transport, run};
+use tempora_examples::ptp::config::PtpConfigFile;
+use tempora_examples::ptp::daemon::{SlaveConfig, run};
 
-const USAGE: &str = "usage: ptp-slave --interface IF [-4 | -6 | -2] [-E | -P] [--domain N]
-                 [--observe] [--json] [--duration S] [--summary N]
-  Follows the best PTP master heard on IF (UDPv4 by default, -6 UDPv6, -2 Ethernet;
-  -E end-to-end delay by default, -P peer-to-peer; software timestamps)
-  and steers the system clock with the PI servo; --observe measures and reports only and
-  needs no CAP_SYS_TIME. Prints a line per sample as ptp4l does (--json: JSON lines) and
-  a summary every N samples (default 16).";
+const USAGE: &str = "usage: ptp-slave [--config FILE] [--interface IF] [--profile P]
+                 [-4 | -6 | -2] [-E | -P] [--domain N] [-S | -H] [--clock C]
+                 [--sync-system] [--observe] [--json] [--metrics ADDR]
+                 [--clock-identity ID] [--duration S] [--summary N] [--check-config]
+  Follows the best PTP master heard on IF and steers a clock with the PI servo.
+  --profile      default-e2e (UDPv4, end-to-end; the default), default-p2p, or gptp
+                 (802.1AS: transportSpecific 1, Ethernet, peer-to-peer)
+  -4 -6 -2       UDPv4, UDPv6 or Ethernet; -E end-to-end, -P peer-to-peer delay
+  -S, -H         software timestamps (the default) or the NIC's hardware timestamps
+  --clock C      auto (the system clock with -S, the NIC's PHC with -H), system, or a
+                 PHC device such as /dev/ptp0
+  --sync-system  when steering a PHC, keep the system clock on it (as phc2sys does)
+  --observe      measure and report only; needs no CAP_SYS_TIME
+  --json         JSON lines instead of ptp4l-like lines
+  --metrics ADDR Prometheus /metrics and JSON /status on ADDR (e.g. 127.0.0.1:9102)
+  --summary N    a summary line every N samples (default 16; 0: none)
+  --config FILE  TOML with the same settings (see the README); flags override it";
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("ptp-slave: {message}");
@@ -25,54 +37,88 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let mut config = SlaveConfig {
-        interface: String::new(),
-        port: PortConfig::default(),
-        observe: false,
-        duration: None,
-        summary_every: 16,
-        transport: Transport::Udp4,
-    };
+    let mut file: Option<String> = None;
+    let mut flags = PtpConfigFile::default();
     let mut json = false;
+    let mut check_only = false;
+    let mut duration = None;
     let mut args = std::env::args().skip(1);
+    let set = |slot: &mut Option<String>, value: &str| *slot = Some(value.to_string());
     while let Some(a) = args.next() {
-        match a.as_str() {
-            "--interface" | "-i" => match args.next() {
-                Some(i) => config.interface = i,
-                None => return fail("--interface takes a name"),
-            },
-            "--domain" => match args.next().and_then(|v| v.parse().ok()) {
-                Some(d) => config.port.domain = d,
-                None => return fail("--domain takes 0-255"),
-            },
-            "--observe" => config.observe = true,
-            "-4" => config.transport = Transport::Udp4,
-            "-6" => config.transport = Transport::Udp6,
-            "-2" => config.transport = Transport::L2,
-            "-P" | "--p2p" => {
-                config.port.delay_mechanism = tempora_ptp_proto::DelayMechanism::P2p;
+        let mut value = |name: &str| args.next().ok_or(format!("{name} takes a value"));
+        let result: Result<(), String> = (|| {
+            match a.as_str() {
+                "--config" | "-f" => file = Some(value("--config")?),
+                "--interface" | "-i" => flags.interface = Some(value("--interface")?),
+                "--profile" => flags.profile = Some(value("--profile")?),
+                "--domain" => {
+                    flags.domain = Some(
+                        value("--domain")?
+                            .parse()
+                            .map_err(|_| "--domain takes 0-255".to_string())?,
+                    )
+                }
+                "--clock" => flags.clock = Some(value("--clock")?),
+                "--clock-identity" => flags.clock_identity = Some(value("--clock-identity")?),
+                "--metrics" => {
+                    flags.metrics_listen = Some(
+                        value("--metrics")?
+                            .parse()
+                            .map_err(|e| format!("--metrics: {e}"))?,
+                    )
+                }
+                "--summary" => {
+                    flags.summary_every = Some(
+                        value("--summary")?
+                            .parse()
+                            .map_err(|_| "--summary takes a number of samples".to_string())?,
+                    )
+                }
+                "--duration" => match value("--duration")?.parse::<f64>() {
+                    Ok(d) if d > 0.0 => duration = Some(d),
+                    _ => return Err("--duration takes seconds".into()),
+                },
+                "--observe" => flags.observe = Some(true),
+                "--sync-system" => flags.sync_system = Some(true),
+                "-4" => set(&mut flags.transport, "udp4"),
+                "-6" => set(&mut flags.transport, "udp6"),
+                "-2" => set(&mut flags.transport, "l2"),
+                "-E" | "--e2e" => set(&mut flags.delay_mechanism, "e2e"),
+                "-P" | "--p2p" => set(&mut flags.delay_mechanism, "p2p"),
+                "-S" => set(&mut flags.timestamping, "software"),
+                "-H" => set(&mut flags.timestamping, "hardware"),
+                "--json" => json = true,
+                "--check-config" => check_only = true,
+                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
-            "-E" | "--e2e" => {
-                config.port.delay_mechanism = tempora_ptp_proto::DelayMechanism::E2e;
-            }
-            "--json" => json = true,
-            "--duration" => match args.next().and_then(|v| v.parse::<f64>().ok()) {
-                Some(d) if d > 0.0 => config.duration = Some(d),
-                _ => return fail("--duration takes seconds"),
-            },
-            "--summary" => match args.next().and_then(|v| v.parse().ok()) {
-                Some(n) => config.summary_every = n,
-                None => return fail("--summary takes a number of samples"),
-            },
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => return fail(format!("unknown argument {other:?}\n{USAGE}")),
+            Ok(())
+        })();
+        if a == "-h" || a == "--help" {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        if let Err(e) = result {
+            return fail(e);
         }
     }
-    if config.interface.is_empty() {
-        return fail(format!("no interface\n{USAGE}"));
+    let mut config = SlaveConfig::new("");
+    if let Some(path) = &file {
+        match PtpConfigFile::from_file(path) {
+            Ok(f) => {
+                if let Err(e) = f.apply(&mut config) {
+                    return fail(format!("{path}: {e}"));
+                }
+            }
+            Err(e) => return fail(e),
+        }
+    }
+    if let Err(e) = flags.apply(&mut config).and_then(|()| config.validate()) {
+        return fail(e);
+    }
+    config.duration = duration;
+    if check_only {
+        println!("configuration OK: {config:?}");
+        return ExitCode::SUCCESS;
     }
     if !config.observe && !tempora_sys_clock::has_cap_sys_time() {
         eprintln!(

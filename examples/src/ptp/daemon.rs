@@ -1,20 +1,26 @@
-//! The `ptp-slave` daemon's I/O: UDPv4 event and general sockets on one interface with
-//! kernel timestamps, the port state machine, the PI servo's output applied to the system
-//! clock (or, observe-only, nothing applied), and ptp4l-like output.
+//! The `ptp-slave` daemon's I/O: UDPv4, UDPv6 or Ethernet sockets on one interface with
+//! kernel software or NIC hardware timestamps, the port state machine, the PI servo's
+//! output applied to the system clock or the NIC's PHC (and the system clock kept on that
+//! PHC, as phc2sys does), or observe-only nothing applied; ptp4l-like output and
+//! Prometheus metrics.
 
 use std::net::{SocketAddr, SocketAddrV4};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tempora_clock_discipline::SteeredClock;
 use tempora_clock_filter::LocalInstant;
 use tempora_ptp_proto::EthernetFrame;
-use tempora_ptp_proto::{PortIdentity, PortState};
+use tempora_ptp_proto::{ClockIdentity, PortIdentity, PortState};
 use tempora_sys_clock::{
-    PacketSocket, SystemClock, TimestampMode, TimestampedSocket, interface_index, poll_readable,
+    PacketSocket, PhcClock, SystemClock, TimestampMode, TimestampedSocket,
+    enable_hardware_timestamping, interface_index, poll_readable,
 };
 
+use super::metrics::PtpStatus;
+use super::phc2sys::{PhcReading, PhcToSystem};
 use super::port::{Outgoing, PortConfig, PortEvent, PtpPort, clock_identity_from_mac, parse_mac};
 
 /// How the slave runs.
@@ -32,6 +38,72 @@ pub struct SlaveConfig {
     pub summary_every: u32,
     /// UDPv4, UDPv6 or Ethernet.
     pub transport: Transport,
+    /// Software or hardware timestamps.
+    pub timestamping: Timestamping,
+    /// The clock to steer.
+    pub clock: ClockChoice,
+    /// When steering a PHC, keep the system clock on it (phc2sys).
+    pub sync_system: bool,
+    /// The clock identity; from the interface's MAC when `None`.
+    pub clock_identity: Option<ClockIdentity>,
+    /// Prometheus `/metrics` and JSON `/status` here.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Where packet timestamps come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timestamping {
+    /// The kernel's, on the system clock (works on any interface).
+    Software,
+    /// The NIC's, on its PHC (needs a NIC that has them and CAP_NET_ADMIN).
+    Hardware,
+}
+
+/// The clock the servo steers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClockChoice {
+    /// The system clock with software timestamps, the interface's PHC with hardware ones.
+    Auto,
+    /// The system clock.
+    System,
+    /// This PHC device.
+    Phc(String),
+}
+
+/// The clock being steered: the system clock or a PHC.
+enum Steered {
+    System(SystemClock),
+    Phc(PhcClock),
+}
+
+impl Steered {
+    fn now(&self) -> Option<i128> {
+        match self {
+            Steered::System(c) => c.now_realtime().ok(),
+            Steered::Phc(c) => c.read().ok(),
+        }
+    }
+
+    fn step(&mut self, seconds: f64) -> Result<(), tempora_sys_clock::Error> {
+        match self {
+            Steered::System(c) => SteeredClock::step(c, seconds),
+            Steered::Phc(c) => SteeredClock::step(c, seconds),
+        }
+    }
+
+    fn set_frequency_ppb(&mut self, ppb: f64) -> Result<(), tempora_sys_clock::Error> {
+        match self {
+            Steered::System(c) => SteeredClock::set_frequency(c, ppb / 1000.0),
+            Steered::Phc(c) => c.set_frequency_ppb(ppb),
+        }
+    }
+
+    fn max_frequency_ppb(&self) -> Option<f64> {
+        match self {
+            Steered::System(_) => None,
+            Steered::Phc(c) => Some(f64::from(c.capabilities().max_adj_ppb)),
+        }
+    }
 }
 
 /// The network transport (IEEE 1588-2019 annexes C, D and E).
@@ -56,6 +128,7 @@ enum Io {
     L2 {
         socket: PacketSocket,
         mac: [u8; 6],
+        primary: [u8; 6],
     },
 }
 
@@ -65,6 +138,8 @@ impl Io {
         interface: &str,
         index: u32,
         mac: [u8; 6],
+        mode: TimestampMode,
+        gptp: bool,
     ) -> Result<Self, SlaveError> {
         use tempora_ptp_proto::transport::{
             EVENT_PORT, GENERAL_PORT, IPV4_PDELAY, IPV4_PRIMARY, IPV6_PDELAY, MAC_PDELAY,
@@ -80,7 +155,7 @@ impl Io {
                         SocketAddr::from(([0, 0, 0, 0], port))
                     }
                 };
-                let event = TimestampedSocket::bind(any(EVENT_PORT), TimestampMode::Software)?;
+                let event = TimestampedSocket::bind(any(EVENT_PORT), mode)?;
                 let general = TimestampedSocket::bind(any(GENERAL_PORT), TimestampMode::Software)?;
                 let group6 = tempora_ptp_proto::transport::ipv6_primary(0x0E);
                 for s in [&event, &general] {
@@ -119,10 +194,15 @@ impl Io {
                 })
             }
             Transport::L2 => {
-                let socket = PacketSocket::open(interface, TimestampMode::Software)?;
+                let socket = PacketSocket::open(interface, mode)?;
                 socket.join_multicast(MAC_PRIMARY)?;
                 socket.join_multicast(MAC_PDELAY)?;
-                Ok(Io::L2 { socket, mac })
+                Ok(Io::L2 {
+                    socket,
+                    mac,
+                    // 802.1AS sends every message to the peer-delay address.
+                    primary: if gptp { MAC_PDELAY } else { MAC_PRIMARY },
+                })
             }
         }
     }
@@ -149,7 +229,7 @@ impl Io {
                     }
                 }
             }
-            Io::L2 { socket, mac } => {
+            Io::L2 { socket, mac, .. } => {
                 let mut ready = [false; 1];
                 poll_readable(&[socket.as_fd()], wait, &mut ready)?;
                 if ready[0] {
@@ -169,10 +249,10 @@ impl Io {
     }
 
     /// Sends a message where its kind says; for an event message returns its transmit
-    /// timestamp (the clock just before the send when the kernel gives none).
-    fn send(&mut self, message: &[u8], kind: Outgoing, clock: &SystemClock) -> Option<i128> {
-        use tempora_ptp_proto::transport::{GENERAL_PORT, MAC_PDELAY, MAC_PRIMARY};
-        let before = clock.now_realtime().unwrap_or(0);
+    /// timestamp (with software timestamps, the clock just before the send when the
+    /// kernel gives none; with hardware ones, none then).
+    fn send(&mut self, message: &[u8], kind: Outgoing, fallback: Option<i128>) -> Option<i128> {
+        use tempora_ptp_proto::transport::{GENERAL_PORT, MAC_PDELAY};
         let mut frame = [0u8; 256];
         let id = match self {
             Io::Udp {
@@ -194,12 +274,16 @@ impl Io {
                     return None;
                 }
             }
-            Io::L2 { socket, mac } => {
+            Io::L2 {
+                socket,
+                mac,
+                primary,
+            } => {
                 let len = EthernetFrame {
                     destination: if kind.is_peer_delay() {
                         MAC_PDELAY
                     } else {
-                        MAC_PRIMARY
+                        *primary
                     },
                     source: *mac,
                     vlan: None,
@@ -226,7 +310,7 @@ impl Io {
                 Err(_) => std::thread::sleep(Duration::from_micros(200)),
             }
         }
-        Some(before)
+        fallback
     }
 }
 
@@ -247,6 +331,22 @@ pub enum SlaveError {
     /// A thread.
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    /// The clock to steer or its timestamps.
+    #[error("{what}: {source}")]
+    Clock {
+        /// What was being set up.
+        what: String,
+        /// Why it failed.
+        source: tempora_sys_clock::Error,
+    },
+    /// The metrics listener.
+    #[error("metrics on {address}: {source}")]
+    Metrics {
+        /// The address.
+        address: SocketAddr,
+        /// Why it failed.
+        source: std::io::Error,
+    },
 }
 
 /// One line of output, as text and as JSON.
@@ -275,8 +375,10 @@ pub enum Report {
         time: f64,
         /// The port state.
         state: String,
-        /// Master offset, ns.
+        /// Master offset, ns: the filtered estimate.
         offset_ns: f64,
+        /// This Sync's raw offset, ns (ptp4l's "master offset").
+        raw_offset_ns: f64,
         /// Servo state: s0 unlocked, s1 stepped, s2 locked.
         servo: String,
         /// Frequency, ppb.
@@ -309,6 +411,19 @@ pub enum Report {
         time: f64,
         /// TAI - UTC.
         seconds: i16,
+    },
+    /// The system clock against the PHC it is kept on (phc2sys's line).
+    SystemClock {
+        /// Seconds since start.
+        time: f64,
+        /// System clock minus its target, ns.
+        offset_ns: f64,
+        /// Servo state.
+        servo: String,
+        /// The system clock's frequency correction, ppb.
+        frequency_ppb: f64,
+        /// Width of the reading window, ns.
+        delay_ns: f64,
     },
 }
 
@@ -349,6 +464,15 @@ impl Report {
             Report::UtcOffset { time, seconds } => {
                 format!("ptp-slave[{time:.3}]: master's UTC offset {seconds} s")
             }
+            Report::SystemClock {
+                time,
+                offset_ns,
+                servo,
+                frequency_ppb,
+                delay_ns,
+            } => format!(
+                "ptp-slave[{time:.3}]: CLOCK_REALTIME phc offset {offset_ns:>10.0} {servo} freq {frequency_ppb:>+8.0} delay {delay_ns:>6.0}"
+            ),
         }
     }
 }
@@ -374,6 +498,37 @@ fn mac_of(interface: &str) -> Result<[u8; 6], SlaveError> {
     }
 }
 
+/// Opens the clock the servo steers (read-only when observing).
+fn open_clock(config: &SlaveConfig) -> Result<Steered, SlaveError> {
+    let writable = !config.observe;
+    let phc = |path: Option<&str>| {
+        let opened = match path {
+            Some(p) => PhcClock::open(p, writable),
+            None => PhcClock::of_interface(&config.interface, writable),
+        };
+        opened
+            .map(Steered::Phc)
+            .map_err(|source| SlaveError::Clock {
+                what: match path {
+                    Some(p) => format!("PHC {p}"),
+                    None => format!("the PHC of {}", config.interface),
+                },
+                source,
+            })
+    };
+    match (&config.clock, config.timestamping) {
+        (ClockChoice::Phc(path), _) => phc(Some(path)),
+        (ClockChoice::Auto, Timestamping::Hardware) => phc(None),
+        _ => Ok(Steered::System(SystemClock::new())),
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Runs the slave until `stop` is set or the duration ends, giving every report to `out`.
 pub fn run(
     config: &SlaveConfig,
@@ -383,15 +538,70 @@ pub fn run(
     let index = interface_index(&config.interface)?;
     let mac = mac_of(&config.interface)?;
     let identity = PortIdentity {
-        clock_identity: clock_identity_from_mac(mac),
+        clock_identity: config
+            .clock_identity
+            .unwrap_or_else(|| clock_identity_from_mac(mac)),
         port_number: 1,
     };
-    let mut io = Io::open(config.transport, &config.interface, index, mac)?;
+    let hardware = config.timestamping == Timestamping::Hardware;
+    let mode = if hardware {
+        enable_hardware_timestamping(&config.interface).map_err(|source| SlaveError::Clock {
+            what: format!("hardware timestamps on {}", config.interface),
+            source,
+        })?;
+        TimestampMode::Hardware
+    } else {
+        TimestampMode::Software
+    };
+    let mut steered = open_clock(config)?;
+    let mut port_config = config.port;
+    port_config.steering = !config.observe;
+    if hardware && port_config.servo == tempora_clock_discipline::PiServoConfig::SOFTWARE {
+        // linuxptp's constants for hardware timestamps.
+        port_config.servo = tempora_clock_discipline::PiServoConfig::HARDWARE;
+    }
+    if let Some(max) = steered.max_frequency_ppb().filter(|m| *m > 0.0) {
+        port_config.servo.max_frequency_ppb = max;
+    }
+    let gptp = config.port.sdo_id == 1;
+    let mut io = Io::open(config.transport, &config.interface, index, mac, mode, gptp)?;
     let start = Instant::now();
     let now = || LocalInstant(start.elapsed().as_nanos() as i64);
     let elapsed = || start.elapsed().as_secs_f64();
-    let mut port = PtpPort::new(identity, config.port);
-    let mut steered = SystemClock::new();
+    let mut port = PtpPort::new(identity, port_config);
+    // The system clock kept on the PHC (phc2sys), once a second.
+    let mut system_sync = match (&steered, config.sync_system) {
+        (Steered::Phc(_), true) => {
+            let system = SystemClock::new();
+            let frequency = SteeredClock::frequency(&system).unwrap_or(0.0) * 1000.0;
+            Some((system, PhcToSystem::new(1.0, frequency), Instant::now()))
+        }
+        _ => None,
+    };
+    let status = Arc::new(Mutex::new(PtpStatus {
+        interface: config.interface.clone(),
+        node: host_name(),
+        state: state_name(port.state()),
+        steering: !config.observe,
+        clock: match &steered {
+            Steered::System(_) => "CLOCK_REALTIME".into(),
+            Steered::Phc(p) => p.path().into(),
+        },
+        servo: "s0".into(),
+        ..PtpStatus::default()
+    }));
+    let _metrics = match config.metrics_listen {
+        Some(address) => Some(
+            crate::http::StatusServer::start(address, super::metrics::handler(status.clone()))
+                .map_err(|source| SlaveError::Metrics { address, source })?,
+        ),
+        None => None,
+    };
+    let update = |f: &mut dyn FnMut(&mut PtpStatus)| {
+        if let Ok(mut s) = status.lock() {
+            f(&mut s);
+        }
+    };
     let mut events = Vec::new();
     let mut buf = [0u8; 128];
     let mut rx_buf = [0u8; 1500];
@@ -414,54 +624,85 @@ pub fn run(
         }
         let mut next = port.handle_timeout(now(), &mut buf, &mut events);
         while let Some((len, kind)) = next.take().or_else(|| port.poll_transmit(&mut buf)) {
-            if let Some(t) = io.send(&buf[..len], kind, &steered) {
+            let fallback = if hardware { None } else { steered.now() };
+            if let Some(t) = io.send(&buf[..len], kind, fallback) {
                 port.transmitted(kind, t);
             }
         }
         for e in events.drain(..) {
             let time = elapsed();
             let report = match e {
-                PortEvent::State { from, to } => Report::State {
-                    time,
-                    from: state_name(from),
-                    to: state_name(to),
-                },
-                PortEvent::Master(m) => Report::Master {
-                    time,
-                    master: m.map(|d| {
+                PortEvent::State { from, to } => {
+                    update(&mut |s| s.state = state_name(to));
+                    Report::State {
+                        time,
+                        from: state_name(from),
+                        to: state_name(to),
+                    }
+                }
+                PortEvent::Master(m) => {
+                    let master = m.map(|d| {
                         let c = d.sender.clock_identity.0;
                         format!(
                             "{:02x}{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}{:02x}-{}",
                             c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], d.sender.port_number
                         )
-                    }),
-                },
+                    });
+                    update(&mut |s| {
+                        s.master_changes += u64::from(master.is_some());
+                        s.master = master.clone();
+                    });
+                    Report::Master { time, master }
+                }
                 PortEvent::UtcOffset(seconds) => {
+                    // The kernel's TAI offset belongs to the system clock, steered directly
+                    // or kept on the PHC.
                     if !config.observe {
-                        let _ = steered.set_tai_offset(i32::from(seconds));
+                        match (&steered, &system_sync) {
+                            (Steered::System(c), _) | (_, Some((c, _, _))) => {
+                                let _ = c.set_tai_offset(i32::from(seconds));
+                            }
+                            _ => {}
+                        }
                     }
+                    if let Some((_, core, _)) = &mut system_sync {
+                        core.set_utc_offset(seconds);
+                    }
+                    update(&mut |s| s.utc_offset = Some(seconds));
                     Report::UtcOffset { time, seconds }
                 }
                 PortEvent::Sample(s) => {
                     if !config.observe && !s.spike {
                         if let Some(step) = s.step {
-                            let _ = SteeredClock::step(&mut steered, step);
+                            let _ = steered.step(step);
                         }
-                        let _ = SteeredClock::set_frequency(&mut steered, s.frequency_ppb / 1000.0);
+                        let _ = steered.set_frequency_ppb(s.frequency_ppb);
                     }
                     if port.state() == PortState::Slave && !s.spike {
                         window.push((s.offset_ns, s.frequency_ppb, s.path_delay_ns));
                     }
+                    let servo: String = match s.state {
+                        tempora_clock_discipline::ServoState::Unlocked => "s0",
+                        tempora_clock_discipline::ServoState::Jump => "s1",
+                        _ => "s2",
+                    }
+                    .into();
+                    update(&mut |st| {
+                        st.samples += 1;
+                        st.spikes += u64::from(s.spike);
+                        if !s.spike {
+                            st.offset_ns = s.offset_ns;
+                            st.frequency_ppb = s.frequency_ppb;
+                            st.path_delay_ns = s.path_delay_ns;
+                            st.servo = servo.clone();
+                        }
+                    });
                     Report::Sample {
                         time,
                         state: state_name(port.state()),
                         offset_ns: s.offset_ns,
-                        servo: match s.state {
-                            tempora_clock_discipline::ServoState::Unlocked => "s0",
-                            tempora_clock_discipline::ServoState::Jump => "s1",
-                            _ => "s2",
-                        }
-                        .into(),
+                        raw_offset_ns: s.raw_offset_ns,
+                        servo,
                         frequency_ppb: s.frequency_ppb,
                         path_delay_ns: s.path_delay_ns,
                         spike: s.spike,
@@ -469,6 +710,33 @@ pub fn run(
                 }
             };
             out(&report);
+        }
+        if let (Some((system, core, due)), Steered::Phc(phc)) = (&mut system_sync, &steered) {
+            if Instant::now() >= *due {
+                *due += Duration::from_secs(1);
+                if let Some(report) =
+                    keep_system_on_phc(phc, system, core, config.observe, now(), elapsed())
+                {
+                    if let Report::SystemClock {
+                        offset_ns,
+                        servo,
+                        frequency_ppb,
+                        delay_ns,
+                        ..
+                    } = &report
+                    {
+                        update(&mut |st| {
+                            st.system = Some(super::metrics::SystemSyncStatus {
+                                offset_ns: *offset_ns,
+                                frequency_ppb: *frequency_ppb,
+                                delay_ns: *delay_ns,
+                                servo: servo.clone(),
+                            });
+                        });
+                    }
+                    out(&report);
+                }
+            }
         }
         if config.summary_every > 0 && window.len() >= config.summary_every as usize {
             let n = window.len() as f64;
@@ -478,10 +746,16 @@ pub fn run(
             };
             let fm = mean(&|x| x.1);
             let dm = mean(&|x| x.2);
+            let rms_ns = mean(&|x| x.0 * x.0).sqrt();
+            let max_ns = window.iter().fold(0.0f64, |m, x| m.max(x.0.abs()));
+            update(&mut |st| {
+                st.rms_offset_ns = rms_ns;
+                st.max_offset_ns = max_ns;
+            });
             out(&Report::Summary {
                 time: elapsed(),
-                rms_ns: mean(&|x| x.0 * x.0).sqrt(),
-                max_ns: window.iter().fold(0.0f64, |m, x| m.max(x.0.abs())),
+                rms_ns,
+                max_ns,
                 frequency_ppb: fm,
                 frequency_sd: sd(&|x| x.1, fm),
                 delay_ns: dm,
@@ -491,4 +765,40 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// One round of phc2sys: read the system clock against the PHC, run the servo, steer.
+fn keep_system_on_phc(
+    phc: &PhcClock,
+    system: &mut SystemClock,
+    core: &mut PhcToSystem,
+    observe: bool,
+    now: LocalInstant,
+    time: f64,
+) -> Option<Report> {
+    let reading = phc.system_offset(5).ok()?;
+    let reading = PhcReading {
+        system_minus_phc_ns: reading.offset_ns,
+        window_ns: reading.delay_ns,
+    };
+    let offset_ns = core.error(reading) * 1e9;
+    let output = core.sample(reading, now).ok()??;
+    if !observe {
+        if let Some(step) = output.step {
+            let _ = SteeredClock::step(system, step);
+        }
+        let _ = SteeredClock::set_frequency(system, output.frequency_ppb / 1000.0);
+    }
+    Some(Report::SystemClock {
+        time,
+        offset_ns,
+        servo: match output.state {
+            tempora_clock_discipline::ServoState::Unlocked => "s0",
+            tempora_clock_discipline::ServoState::Jump => "s1",
+            _ => "s2",
+        }
+        .into(),
+        frequency_ppb: output.frequency_ppb,
+        delay_ns: reading.window_ns as f64,
+    })
 }

@@ -6,6 +6,7 @@
 
 use tempora_clock_discipline::{DisciplineError, PiServo, PiServoConfig, ServoState};
 use tempora_clock_filter::{LocalInstant, MovingMedian};
+use tempora_clock_filter::{OffsetKalman, OffsetKalmanConfig};
 use tempora_ptp_proto::{
     Body, MessageType, MessageWriter, PortIdentity, PtpHeader, PtpMessage, PtpTimestamp,
 };
@@ -13,8 +14,12 @@ use tempora_ptp_proto::{
 /// One offset measurement and what the servo made of it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SlaveSample {
-    /// Slave minus master, nanoseconds (as ptp4l prints "master offset").
+    /// Slave minus master, nanoseconds: the Kalman estimate over the raw offsets (the
+    /// best estimate of where the clock is; statime reports the same kind).
     pub offset_ns: f64,
+    /// The raw offset of this Sync, nanoseconds (what ptp4l prints as "master offset",
+    /// and what the servo takes).
+    pub raw_offset_ns: f64,
     /// The filtered mean path delay, nanoseconds.
     pub path_delay_ns: f64,
     /// The servo state after it.
@@ -43,6 +48,9 @@ pub struct PtpSlaveCore {
     delay_req: Option<(u16, Option<i128>)>,
     /// t1, t2 and the correction of the last complete Sync.
     last_sync: Option<(i128, i128, f64)>,
+    /// A Delay_Resp waiting for the next Sync, to pair it with the master-to-slave delay
+    /// at its own time rather than at the last Sync's.
+    pending_delay: Option<PendingDelay>,
     sequence: u16,
     recent: [f64; RECENT],
     recent_len: usize,
@@ -50,6 +58,22 @@ pub struct PtpSlaveCore {
     spikes_in_a_row: u32,
     last_state: ServoState,
     last_frequency_ppb: f64,
+    kalman: OffsetKalman,
+    /// Whether the servo's frequency is applied to the clock (not observe-only).
+    steering: bool,
+}
+
+/// A measured slave-to-master leg and the Sync before it.
+#[derive(Clone, Copy, Debug)]
+struct PendingDelay {
+    /// The Delay_Req's transmit time (slave clock).
+    t3: i128,
+    /// t4 - t3 less the correction, ns.
+    slave_to_master: f64,
+    /// t2 of the Sync before it.
+    sync_t2: i128,
+    /// That Sync's t2 - t1 less its correction, ns.
+    sync_master_to_slave: f64,
 }
 
 fn ts_ns(t: PtpTimestamp) -> i128 {
@@ -73,6 +97,7 @@ impl PtpSlaveCore {
             sync_origin: None,
             delay_req: None,
             last_sync: None,
+            pending_delay: None,
             sequence: 0,
             recent: [0.0; RECENT],
             recent_len: 0,
@@ -80,7 +105,15 @@ impl PtpSlaveCore {
             spikes_in_a_row: 0,
             last_state: ServoState::Unlocked,
             last_frequency_ppb: frequency_ppb,
+            kalman: OffsetKalman::new(OffsetKalmanConfig::default()),
+            steering: true,
         }
+    }
+
+    /// Whether the servo's output is applied to the clock (the default) or not
+    /// (observe-only): the offset filter's prediction depends on it.
+    pub fn set_steering(&mut self, steering: bool) {
+        self.steering = steering;
     }
 
     /// The filtered mean path delay, nanoseconds.
@@ -127,6 +160,8 @@ impl PtpSlaveCore {
         self.sync_origin = None;
         self.delay_req = None;
         self.last_sync = None;
+        self.pending_delay = None;
+        self.kalman.reset();
     }
 
     /// Takes a message received at local time `rx` (nanoseconds); returns a sample when a
@@ -189,11 +224,17 @@ impl PtpSlaveCore {
                     if seq == msg.header.sequence_id {
                         self.delay_req = None;
                         let t4 = ts_ns(receive_timestamp);
-                        let master_to_slave = (t2 - t1) as f64 - sync_correction;
-                        let slave_to_master = (t4 - t3) as f64 - correction;
-                        let raw = (master_to_slave + slave_to_master) / 2.0;
-                        if raw.is_finite() && raw >= 0.0 {
-                            self.path_delay_ns = self.delay.update(raw);
+                        let pending = PendingDelay {
+                            t3,
+                            slave_to_master: (t4 - t3) as f64 - correction,
+                            sync_t2: t2,
+                            sync_master_to_slave: (t2 - t1) as f64 - sync_correction,
+                        };
+                        if t3 > t2 {
+                            // Completed at the next Sync (see `resolve_delay`).
+                            self.pending_delay = Some(pending);
+                        } else {
+                            self.resolve_delay(pending, None);
                         }
                     }
                 }
@@ -211,6 +252,9 @@ impl PtpSlaveCore {
         now: LocalInstant,
     ) -> Result<Option<SlaveSample>, DisciplineError> {
         self.last_sync = Some((t1, t2, correction));
+        if let Some(pending) = self.pending_delay.take() {
+            self.resolve_delay(pending, Some((t2, (t2 - t1) as f64 - correction)));
+        }
         let Some(path_delay_ns) = self.path_delay_ns else {
             return Ok(None);
         };
@@ -219,6 +263,7 @@ impl PtpSlaveCore {
             self.spikes_in_a_row += 1;
             return Ok(Some(SlaveSample {
                 offset_ns,
+                raw_offset_ns: offset_ns,
                 path_delay_ns,
                 state: self.last_state,
                 frequency_ppb: self.last_frequency_ppb,
@@ -230,6 +275,16 @@ impl PtpSlaveCore {
         self.recent[self.recent_next] = offset_ns;
         self.recent_next = (self.recent_next + 1) % RECENT;
         self.recent_len = (self.recent_len + 1).min(RECENT);
+        // The correction in effect since the last Sync moved the clock too.
+        let applied = if self.steering {
+            self.last_frequency_ppb
+        } else {
+            0.0
+        };
+        let filtered = self
+            .kalman
+            .update(offset_ns, applied, now)
+            .map_or(offset_ns, |e| e.offset_ns);
         let out = self.servo.sample(-offset_ns * 1e-9, now)?;
         self.last_state = out.state;
         self.last_frequency_ppb = out.frequency_ppb;
@@ -238,13 +293,35 @@ impl PtpSlaveCore {
             self.recent_len = 0;
         }
         Ok(Some(SlaveSample {
-            offset_ns,
+            offset_ns: filtered,
+            raw_offset_ns: offset_ns,
             path_delay_ns,
             state: out.state,
             frequency_ppb: out.frequency_ppb,
             step: out.step,
             spike: false,
         }))
+    }
+
+    /// Adds a path delay measurement. The master-to-slave leg is taken at the Delay_Req's
+    /// own time, interpolated between the Sync before it and the one after (`next`): a
+    /// clock off in frequency by `f` otherwise adds `f` times the time between the Sync
+    /// and the Delay_Req (30 ppm over half a second is 15 us, and the raw delay would come
+    /// out negative or far too long until the servo has the frequency).
+    fn resolve_delay(&mut self, pending: PendingDelay, next: Option<(i128, f64)>) {
+        let master_to_slave = match next {
+            Some((t2, m2s)) if t2 > pending.sync_t2 && t2 - pending.sync_t2 < 4_000_000_000 => {
+                let fraction = ((pending.t3 - pending.sync_t2) as f64
+                    / (t2 - pending.sync_t2) as f64)
+                    .clamp(0.0, 1.0);
+                pending.sync_master_to_slave + (m2s - pending.sync_master_to_slave) * fraction
+            }
+            _ => pending.sync_master_to_slave,
+        };
+        let raw = (master_to_slave + pending.slave_to_master) / 2.0;
+        if raw.is_finite() && raw >= 0.0 {
+            self.path_delay_ns = self.delay.update(raw);
+        }
     }
 
     /// Whether `offset_ns` is a spike: the servo is locked, and the offset lies more than

@@ -212,6 +212,7 @@ impl DelayProxy {
     ) -> Self {
         use std::collections::BinaryHeap;
         use std::net::{SocketAddr, UdpSocket};
+        use std::os::fd::AsFd;
         use std::sync::atomic::{AtomicBool, Ordering};
         let front = UdpSocket::bind("127.0.0.1:0").unwrap();
         front.set_nonblocking(true).unwrap();
@@ -285,7 +286,28 @@ impl DelayProxy {
                         }
                     }
                 }
-                std::thread::sleep(Duration::from_micros(50));
+                // Wait for the next packet or the next departure. A sleeping poll would add
+                // its own timer slack (50 us and more) to every leg, so the last two
+                // milliseconds before a departure are waited out by yielding; a packet
+                // that arrives wakes the poll at once.
+                let until_due = queue.peek().map_or(Duration::from_millis(20), |d| {
+                    d.0.saturating_duration_since(now)
+                });
+                if until_due > Duration::from_millis(2) {
+                    // chronyd sends each request from a new port: the answers come to the
+                    // newest back sockets, and older ones are still read every loop.
+                    let fds: Vec<_> = std::iter::once(front.as_fd())
+                        .chain(backs.iter().rev().take(7).map(|(_, b)| b.as_fd()))
+                        .collect();
+                    let mut ready = [false; 8];
+                    let _ = tempora_sys_clock::poll_readable(
+                        &fds,
+                        until_due - Duration::from_millis(1),
+                        &mut ready,
+                    );
+                } else {
+                    std::thread::yield_now();
+                }
             }
         });
         Self {
