@@ -86,6 +86,22 @@ fn more_accurate_than_chronyd_through_the_same_delays() {
         mine.len(),
         chrony.len()
     );
+    // How each converges: RMS per 15 s of the run.
+    let bins: Vec<String> = mine
+        .chunks(15)
+        .zip(chrony.chunks(15))
+        .enumerate()
+        .map(|(k, (a, b))| {
+            format!(
+                "{}-{} s: {:.0}/{:.0}",
+                20 + 15 * k,
+                35 + 15 * k,
+                rms(a) * 1e6,
+                rms(b) * 1e6
+            )
+        })
+        .collect();
+    eprintln!("RMS us per 15 s, ours/chronyd: {}", bins.join(", "));
     let (ours_rms, theirs_rms) = (rms(&mine), rms(&chrony));
     eprintln!(
         "over {:.0} s after {} s warm-up: tempora RMS {:.1} us max {:.1} us ({} samples); chronyd RMS {:.1} us max {:.1} us ({} samples)",

@@ -12,7 +12,7 @@ use tempora_ntp_proto::{
 };
 
 /// Samples the regression keeps per source.
-const SAMPLES: usize = 64;
+const SAMPLES: usize = 128;
 
 /// Which per-source estimator feeds the selection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
