@@ -6,8 +6,10 @@
 //! - [`ntp::NtpSystem`]: selection over the sources, the discipline, and the state a
 //!   server built on it passes downstream (stratum, root delay and dispersion).
 //! - [`ntp::query`]: one-shot queries (`ntp-client query`), observe-only.
-//! - [`ptp::PtpSlaveCore`]: the measuring half of a PTP slave port (E2E, one- and
-//!   two-step, median path delay, PI servo).
+//! - [`ptp::PtpPort`]: `ptp-slave`'s port state machine (Announce qualification, BMCA,
+//!   failover, E2E and P2P delay) around [`ptp::PtpSlaveCore`], the measuring half
+//!   (one- and two-step, median path delay, Kalman offset estimate, PI servo);
+//!   [`ptp::phc2sys::PhcToSystem`], the system clock kept on a PHC.
 
 pub mod ntp {
     //! The NTP client core.
