@@ -276,6 +276,15 @@ fn follows_ptp4l_full(
         samples.len()
     );
     assert!(raw_rms < 2.0 * max_rms, "raw RMS {raw_rms} ns");
+    // Observe-only, the frequency reported is the one measured: both ends run on this
+    // machine's clock, so it is 0 (an open-loop servo's would wander off by ppm).
+    let frequency = lines
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "sample" && r["spike"] == false)
+        .and_then(|r| r["frequency_ppb"].as_f64())
+        .unwrap();
+    assert!(frequency.abs() < 2_000.0, "frequency {frequency} ppb");
     // Scheduling spikes (tens of us) are reported and kept from the servo; they must
     // stay rare.
     assert!(

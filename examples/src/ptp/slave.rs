@@ -24,7 +24,8 @@ pub struct SlaveSample {
     pub path_delay_ns: f64,
     /// The servo state after it.
     pub state: ServoState,
-    /// Frequency to set, ppb.
+    /// Frequency to set, ppb (observe-only: the correction the clock would need, from the
+    /// offset filter's measured drift).
     pub frequency_ppb: f64,
     /// A step to make first (seconds, added to the slave clock), in the servo's jump.
     pub step: Option<f64>,
@@ -58,6 +59,8 @@ pub struct PtpSlaveCore {
     spikes_in_a_row: u32,
     last_state: ServoState,
     last_frequency_ppb: f64,
+    /// The frequency last reported (observe-only, the measured one).
+    last_reported_ppb: f64,
     kalman: OffsetKalman,
     /// Whether the servo's frequency is applied to the clock (not observe-only).
     steering: bool,
@@ -105,6 +108,7 @@ impl PtpSlaveCore {
             spikes_in_a_row: 0,
             last_state: ServoState::Unlocked,
             last_frequency_ppb: frequency_ppb,
+            last_reported_ppb: frequency_ppb,
             kalman: OffsetKalman::new(OffsetKalmanConfig::default()),
             steering: true,
         }
@@ -266,7 +270,7 @@ impl PtpSlaveCore {
                 raw_offset_ns: offset_ns,
                 path_delay_ns,
                 state: self.last_state,
-                frequency_ppb: self.last_frequency_ppb,
+                frequency_ppb: self.last_reported_ppb,
                 step: None,
                 spike: true,
             }));
@@ -281,10 +285,8 @@ impl PtpSlaveCore {
         } else {
             0.0
         };
-        let filtered = self
-            .kalman
-            .update(offset_ns, applied, now)
-            .map_or(offset_ns, |e| e.offset_ns);
+        let estimate = self.kalman.update(offset_ns, applied, now);
+        let filtered = estimate.map_or(offset_ns, |e| e.offset_ns);
         let out = self.servo.sample(-offset_ns * 1e-9, now)?;
         self.last_state = out.state;
         self.last_frequency_ppb = out.frequency_ppb;
@@ -292,12 +294,19 @@ impl PtpSlaveCore {
             self.clock_stepped();
             self.recent_len = 0;
         }
+        // Observe-only, the servo runs open loop and its integral wanders off with any
+        // bias; the correction the clock would need is the filter's measured drift.
+        let frequency_ppb = match estimate {
+            Some(e) if !self.steering => -e.drift_ppb,
+            _ => out.frequency_ppb,
+        };
+        self.last_reported_ppb = frequency_ppb;
         Ok(Some(SlaveSample {
             offset_ns: filtered,
             raw_offset_ns: offset_ns,
             path_delay_ns,
             state: out.state,
-            frequency_ppb: out.frequency_ppb,
+            frequency_ppb,
             step: out.step,
             spike: false,
         }))
