@@ -38,6 +38,16 @@ fn ptp4l_master(
         ),
     )
     .unwrap();
+    ptp4l(
+        ns,
+        &["-i", interface, transport, delay, "-S"],
+        &conf,
+        Stdio::null(),
+    )
+}
+
+/// ptp4l with `args` and the config file `conf` in `ns`, without CAP_SYS_TIME.
+fn ptp4l(ns: &Netns, args: &[&str], conf: &std::path::Path, stdout: Stdio) -> Killed {
     Killed(
         Command::new("ip")
             .args([
@@ -49,13 +59,23 @@ fn ptp4l_master(
                 "--",
             ])
             .arg(peer("usr/sbin/ptp4l").unwrap())
-            .args(["-i", interface, transport, delay, "-S", "-f"])
-            .arg(&conf)
-            .stdout(Stdio::null())
+            .args(args)
+            .arg("-f")
+            .arg(conf)
+            .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     )
+}
+
+/// A veth pair `a` (in `m`) - `b` (in `s`), both up.
+fn veth(m: &Netns, a: &str, s: &Netns, b: &str) {
+    ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+    ip(&["link", "set", a, "netns", &m.name]);
+    ip(&["link", "set", b, "netns", &s.name]);
+    m.exec(&["ip", "link", "set", a, "up"]);
+    s.exec(&["ip", "link", "set", b, "up"]);
 }
 
 fn slave(
@@ -222,13 +242,9 @@ fn follows_ptp4l_full(
     let pid = std::process::id() % 10000;
     let (vm, vs) = (format!("tpm{tag}{pid}"), format!("tps{tag}{pid}"));
     let transport_name = format!("{transport} {delay}");
-    ip(&["link", "add", &vm, "type", "veth", "peer", "name", &vs]);
-    ip(&["link", "set", &vm, "netns", &m.name]);
-    ip(&["link", "set", &vs, "netns", &s.name]);
+    veth(&m, &vm, &s, &vs);
     m.exec(&["ip", "addr", "add", "10.78.0.1/24", "dev", &vm]);
     s.exec(&["ip", "addr", "add", "10.78.0.2/24", "dev", &vs]);
-    m.exec(&["ip", "link", "set", &vm, "up"]);
-    s.exec(&["ip", "link", "set", &vs, "up"]);
     // IPv6 multicast needs the link-local addresses out of duplicate address detection.
     std::thread::sleep(Duration::from_secs(2));
     let dir = scratch(&format!("ptp-e2e-{tag}"));
@@ -405,33 +421,17 @@ fn side_by_side_with_ptp4l_as_slave_for_a_minute() {
     };
     let pid = std::process::id() % 10000;
     let (vm, vs) = (format!("tpmz{pid}"), format!("tpsz{pid}"));
-    ip(&["link", "add", &vm, "type", "veth", "peer", "name", &vs]);
-    ip(&["link", "set", &vm, "netns", &m.name]);
-    ip(&["link", "set", &vs, "netns", &s.name]);
-    m.exec(&["ip", "link", "set", &vm, "up"]);
-    s.exec(&["ip", "link", "set", &vs, "up"]);
+    veth(&m, &vm, &s, &vs);
     let dir = scratch("ptp-side-by-side");
     let _master = ptp4l_master(&m, &vm, 100, "-2", "-E", &dir, "");
     let conf = dir.join("ptp4l-slave.conf");
     std::fs::write(&conf, "[global]\nfree_running 1\nlogSyncInterval -2\n").unwrap();
     let theirs_log = dir.join("ptp4l-slave.log");
-    let theirs = Killed(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &s.name,
-                "setpriv",
-                "--bounding-set=-sys_time",
-                "--",
-            ])
-            .arg(peer("usr/sbin/ptp4l").unwrap())
-            .args(["-i", &vs, "-2", "-E", "-S", "-s", "-m", "-f"])
-            .arg(&conf)
-            .stdout(std::fs::File::create(&theirs_log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let theirs = ptp4l(
+        &s,
+        &["-i", &vs, "-2", "-E", "-S", "-s", "-m"],
+        &conf,
+        std::fs::File::create(&theirs_log).unwrap().into(),
     );
     let lines = reports(slave(
         &s,

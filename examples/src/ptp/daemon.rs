@@ -77,13 +77,6 @@ enum Steered {
 }
 
 impl Steered {
-    fn now(&self) -> Option<i128> {
-        match self {
-            Steered::System(c) => c.now_realtime().ok(),
-            Steered::Phc(c) => c.read().ok(),
-        }
-    }
-
     fn step(&mut self, seconds: f64) -> Result<(), tempora_sys_clock::Error> {
         match self {
             Steered::System(c) => SteeredClock::step(c, seconds),
@@ -624,7 +617,11 @@ pub fn run(
         }
         let mut next = port.handle_timeout(now(), &mut buf, &mut events);
         while let Some((len, kind)) = next.take().or_else(|| port.poll_transmit(&mut buf)) {
-            let fallback = if hardware { None } else { steered.now() };
+            // With software timestamps the steered clock is the system clock.
+            let fallback = match &steered {
+                Steered::System(c) if !hardware => c.now_realtime().ok(),
+                _ => None,
+            };
             if let Some(t) = io.send(&buf[..len], kind, fallback) {
                 port.transmitted(kind, t);
             }

@@ -19,10 +19,8 @@ pub struct PhcReading {
 #[derive(Clone, Debug)]
 pub struct PhcToSystem {
     servo: PiServo,
-    /// TAI - UTC, seconds, once the master says it is valid.
+    /// TAI - UTC, seconds, once the master says it is valid (the PHC carries TAI).
     utc_offset: Option<i16>,
-    /// Whether the PHC runs on the PTP timescale (TAI); with it the UTC offset applies.
-    ptp_timescale: bool,
     shortest_window: Option<i64>,
 }
 
@@ -33,7 +31,6 @@ impl PhcToSystem {
         Self {
             servo: PiServo::new(PiServoConfig::HARDWARE, interval, frequency_ppb),
             utc_offset: None,
-            ptp_timescale: true,
             shortest_window: None,
         }
     }
@@ -43,18 +40,9 @@ impl PhcToSystem {
         self.utc_offset = Some(seconds);
     }
 
-    /// Whether the PHC carries TAI (the PTP timescale); when not, no UTC offset applies.
-    pub fn set_ptp_timescale(&mut self, ptp: bool) {
-        self.ptp_timescale = ptp;
-    }
-
     /// The system clock's offset from where it should be, seconds (positive: ahead).
     pub fn error(&self, reading: PhcReading) -> f64 {
-        let utc = if self.ptp_timescale {
-            f64::from(self.utc_offset.unwrap_or(0))
-        } else {
-            0.0
-        };
+        let utc = f64::from(self.utc_offset.unwrap_or(0));
         // system - (phc - utc) = (system - phc) + utc
         reading.system_minus_phc_ns as f64 * 1e-9 + utc
     }
@@ -138,11 +126,9 @@ mod tests {
             window_ns: 20_000,
         };
         assert!(core.sample(wide, at(1.0)).unwrap().is_none());
-        // Without the PTP timescale no UTC offset is applied.
-        core.set_utc_offset(37);
-        core.set_ptp_timescale(false);
+        // Before the UTC offset is known none is applied; then the PHC's TAI is UTC + 37 s.
         assert!((core.error(short) - 1e-6).abs() < 1e-12);
-        core.set_ptp_timescale(true);
+        core.set_utc_offset(37);
         assert!((core.error(short) - 37.000_001).abs() < 1e-9);
     }
 }

@@ -54,6 +54,13 @@ impl Default for PortConfig {
     }
 }
 
+/// A fresh measuring core for a (new) master.
+fn slave_core(identity: PortIdentity, sync_interval: f64, config: &PortConfig) -> PtpSlaveCore {
+    let mut core = PtpSlaveCore::new(identity, sync_interval, config.servo, config.frequency_ppb);
+    core.set_steering(config.steering);
+    core
+}
+
 /// What a port reports.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PortEvent {
@@ -160,7 +167,7 @@ impl PtpPort {
             parent: None,
             parent_announce: None,
             announce_interval_ns: 2_000_000_000,
-            core: PtpSlaveCore::new(identity, 1.0, config.servo, config.frequency_ppb),
+            core: slave_core(identity, 1.0, &config),
             calibrating: 0,
             delay_req_log: config.log_min_delay_req_interval,
             next_delay_req: None,
@@ -399,13 +406,7 @@ impl PtpPort {
         match best {
             Some(_) => {
                 self.parent_announce = Some(now);
-                self.core = PtpSlaveCore::new(
-                    self.identity,
-                    self.sync_interval,
-                    self.config.servo,
-                    self.config.frequency_ppb,
-                );
-                self.core.set_steering(self.config.steering);
+                self.core = slave_core(self.identity, self.sync_interval, &self.config);
                 self.calibrating = 0;
                 self.next_delay_req = Some(now);
                 self.set_state(PortState::Uncalibrated, events);
