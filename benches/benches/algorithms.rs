@@ -61,14 +61,19 @@ fn benches(c: &mut Criterion) {
             filter.update(black_box(&measurement(i)), 16.0).unwrap()
         })
     });
-    c.bench_function("filter/regression_update_32", |b| {
-        let mut filter = RegressionFilter::new(RegressionConfig::default());
-        let mut i = 0u32;
-        b.iter(|| {
-            i += 1;
-            filter.update(black_box(&measurement(i))).unwrap()
-        })
-    });
+    for n in [32usize, 128] {
+        c.bench_function(&format!("filter/regression_update_{n}"), |b| {
+            let mut filter = RegressionFilter::new(RegressionConfig {
+                max_samples: n,
+                ..RegressionConfig::default()
+            });
+            let mut i = 0u32;
+            b.iter(|| {
+                i += 1;
+                filter.update(black_box(&measurement(i))).unwrap()
+            })
+        });
+    }
     for n in [8usize, 32] {
         let cands = candidates(n);
         c.bench_function(&format!("select/select_cluster_combine_{n}"), |b| {

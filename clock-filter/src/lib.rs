@@ -7,9 +7,9 @@
 //!
 //! - [`ClockFilter`]: the RFC 5905 section 10 filter (8 stages, minimum delay, popcorn
 //!   spike gate), kept as the reference the simulator compares against.
-//! - [`RegressionFilter`]: the default estimator: offset and frequency by weighted least
-//!   squares over recent samples, weighted toward short round trips, with a runs test that
-//!   drops stale samples (as chrony does).
+//! - [`RegressionFilter`]: the default estimator: offset and frequency from the lines every
+//!   recent exchange allows (each bounds the offset by half its round trip), weighted by
+//!   how each leg queues, with a runs test that drops stale samples (as chrony does).
 //! - [`select`]: intersection (RFC 5905 section 11.2.1), clustering with anti-clockhop
 //!   (11.2.2) and combining (11.2.3), giving the system offset, jitter, root delay and root
 //!   dispersion.
@@ -23,6 +23,7 @@
     clippy::std_instead_of_alloc
 )]
 
+mod feasible;
 mod ptp;
 mod regression;
 mod rfc;

@@ -1,14 +1,16 @@
-//! The default per-source estimator: offset and frequency by weighted least squares over
-//! the recent samples.
+//! The default per-source estimator: offset and frequency from every recent exchange.
 //!
 //! Why it beats the RFC filter: the RFC keeps the one minimum-delay sample of the last eight
-//! and throws the rest away. Here every sample counts, weighted by how much its round trip
-//! could have been asymmetric: a sample whose delay exceeds the minimum by `x` has an offset
-//! error of up to `x / 2`, so its weight falls with the square of that excess. Short round
-//! trips dominate, as they should, and the regression also yields the frequency error. A
-//! runs test on the residuals (as chrony does) notices when old samples no longer fit a
-//! line — the clock's frequency changed — and drops them.
+//! and throws the rest away. Here every exchange bounds the offset (it lies within half the
+//! round trip of the measured one), and the lines through all those bounds give offset and
+//! frequency together (see `feasible.rs`): the bounds close in as one over the number of
+//! exchanges, where averaging short round trips gains only as one over its root. A weighted
+//! regression over the same samples gives the jitter, and a runs test on its residuals
+//! (as chrony does) notices when old samples no longer fit a line (the clock's frequency
+//! changed) and drops them; so does a window whose older half needs its bounds widened to
+//! fit a line the newer half fits without.
 
+use crate::feasible::{Bound, FrequencyPrior, feasible_region};
 use crate::{ClockCorrection, Leap, LocalInstant, Measurement, MeasurementError};
 
 /// The most samples a filter holds.
@@ -108,13 +110,16 @@ pub struct RegressionFilter {
     len: usize,
     last: Option<Measurement>,
     estimate: Option<Estimate>,
-    /// The frequency learnt over many fits (value, variance, when), used to project the
-    /// short exchanges to now.
-    frequency_prior: Option<(f64, f64, LocalInstant)>,
+    /// How much the last fit had to widen the exchanges' bounds to find a line through
+    /// them; where the next one starts looking.
+    tolerance: f64,
+    /// What was known of the frequency before a reset: a step of the local clock (a
+    /// reverted snapshot) throws the old samples away, not the clock's frequency.
+    frequency_prior: Option<FrequencyPrior>,
 }
 
-/// How fast the frequency may wander, (s/s)^2 per second: 10 ppb per root second.
-const FREQUENCY_WANDER: f64 = 1e-16;
+/// The least uncertainty a frequency carried across a reset keeps, s/s.
+const PRIOR_FLOOR: f64 = 1e-6;
 
 impl RegressionFilter {
     /// An empty filter.
@@ -140,6 +145,7 @@ impl RegressionFilter {
             len: 0,
             last: None,
             estimate: None,
+            tolerance: 0.0,
             frequency_prior: None,
         }
     }
@@ -177,13 +183,20 @@ impl RegressionFilter {
         }
     }
 
-    /// Forgets every sample.
+    /// Forgets every sample. The frequency measured so far stays, as a prior the new
+    /// samples refine: a step of the local clock does not change its rate.
     pub fn reset(&mut self) {
+        if let Some(e) = self.estimate.filter(|e| e.samples >= 8) {
+            self.frequency_prior = Some(FrequencyPrior {
+                frequency: e.frequency,
+                error: e.frequency_error.max(PRIOR_FLOOR),
+            });
+        }
         self.head = 0;
         self.len = 0;
         self.last = None;
         self.estimate = None;
-        self.frequency_prior = None;
+        self.tolerance = 0.0;
     }
 
     /// Takes a measurement and returns the new estimate.
@@ -214,8 +227,7 @@ impl RegressionFilter {
         {
             self.drop_oldest(1);
         }
-        let (estimate, prior) = self.fit_with_runs_test(measurement);
-        self.frequency_prior = prior;
+        let estimate = self.fit_with_runs_test(measurement);
         self.estimate = Some(estimate);
         Ok(estimate)
     }
@@ -247,31 +259,79 @@ impl RegressionFilter {
         if let (Some(prior), ClockCorrection::Frequency { delta, .. }) =
             (&mut self.frequency_prior, correction)
         {
-            prior.0 -= delta;
+            prior.frequency -= delta;
         }
     }
 
-    fn fit_with_runs_test(
-        &mut self,
-        newest: &Measurement,
-    ) -> (Estimate, Option<(f64, f64, LocalInstant)>) {
-        loop {
-            let fit = self.fit(newest);
-            if self.len <= self.config.min_samples.max(7) || fit.runs_pass {
-                return (fit.estimate, fit.prior);
-            }
+    fn fit_with_runs_test(&mut self, newest: &Measurement) -> Estimate {
+        let mut fit = self.fit(newest);
+        while self.len > self.config.min_samples.max(7) && !fit.runs_pass {
             // Residuals that run in long stretches of one sign: the oldest samples are off
             // the line (the frequency changed). Drop a quarter of them and fit again.
             let drop = (self.len / 4)
                 .max(1)
                 .min(self.len - self.config.min_samples);
             if drop == 0 {
-                return (fit.estimate, fit.prior);
+                break;
             }
             self.drop_oldest(drop);
-            // The frequency changed: what was learnt of it no longer holds.
-            self.frequency_prior = None;
+            fit = self.fit(newest);
         }
+        // Offset and frequency: the posterior over the lines every exchange allows. The
+        // regression above keeps the jitter, the runs test and a fallback.
+        let mut estimate = fit.estimate;
+        let mut bounds = [Bound {
+            at: 0.0,
+            offset: 0.0,
+            half_width: 0.0,
+        }; MAX_SAMPLES];
+        let start = (self.tolerance / 2.0).max(self.config.precision);
+        let region = loop {
+            for (i, b) in bounds.iter_mut().enumerate().take(self.len) {
+                let s = self.sample(i);
+                *b = Bound {
+                    at: s.time.seconds_since(newest.time),
+                    offset: s.offset,
+                    half_width: s.delay / 2.0 + s.dispersion,
+                };
+            }
+            let n = self.len;
+            let region = feasible_region(
+                &bounds[..n],
+                start,
+                self.config.precision,
+                self.frequency_prior,
+            );
+            // No line fits every exchange. If the newer half fits one far better, the
+            // older exchanges are off it (the source's clock was still settling, or ours
+            // changed frequency): drop the oldest quarter, as the runs test would. If not,
+            // the misfit is noise throughout (a wandering server) and the widened strips
+            // stand.
+            let floor = self.config.min_samples.max(7);
+            if let Some(r) = region.filter(|r| r.tolerance > 0.0 && n > floor) {
+                let newer = feasible_region(
+                    &bounds[n / 2..n],
+                    start,
+                    self.config.precision,
+                    self.frequency_prior,
+                );
+                if newer.is_some_and(|h| r.tolerance > 4.0 * h.tolerance + self.config.precision) {
+                    self.drop_oldest((n / 4).max(1).min(n - floor));
+                    continue;
+                }
+            }
+            break region;
+        };
+        if let Some(region) = region {
+            self.tolerance = region.tolerance;
+            estimate.offset = region.offset;
+            estimate.offset_error = region.offset_error.max(self.config.precision);
+            estimate.frequency = region.frequency;
+            estimate.frequency_error = region.frequency_error;
+            estimate.dispersion = newest.dispersion + estimate.offset_error;
+            estimate.samples = self.len;
+        }
+        estimate
     }
 
     fn fit(&self, newest: &Measurement) -> Fit {
@@ -296,14 +356,6 @@ impl RegressionFilter {
         let weight = |s: &Sample| {
             let sigma = floor + (s.delay - min_delay + scale) * 0.288_675_134_594_812_9;
             1.0 / (sigma * sigma)
-        };
-        // The offset is the mean of the short exchanges along that slope: within the gap
-        // the errors have zero mean and are averaged; beyond it weights fall with the
-        // fourth power of the excess, as long round trips carry one-sided queueing.
-        let sharp = |s: &Sample| {
-            let x = (s.delay - min_delay) / scale;
-            let x2 = x * x;
-            1.0 / (1.0 + x2 * x2)
         };
         let t0 = newest.time;
         let (mut sw, mut swx, mut swy) = (0.0, 0.0, 0.0);
@@ -358,45 +410,11 @@ impl RegressionFilter {
         } else {
             0.0
         };
-        // To bring the short exchanges to now, the frequency learnt over many fits is
-        // better than this window's slope alone: combine them as a one-state Kalman
-        // filter does (the carried value aged by how far a frequency may wander). When
-        // they disagree by more than three standard deviations the carried value is
-        // dropped. The estimate's own frequency stays this window's, for the discipline.
-        let line_ok = n >= 3 && frequency_variance > 0.0 && frequency_variance.is_finite();
-        let (projection, prior) = match self.frequency_prior {
-            Some((f, v, at)) if line_ok && v.is_finite() => {
-                let v = (v + FREQUENCY_WANDER * newest.time.seconds_since(at).max(0.0)).max(1e-30);
-                let innovation = slope - f;
-                if innovation * innovation > 9.0 * (v + frequency_variance) {
-                    (slope, Some((slope, frequency_variance, t0)))
-                } else {
-                    let combined = 1.0 / (1.0 / frequency_variance + 1.0 / v);
-                    let value = combined * (slope / frequency_variance + f / v);
-                    (value, Some((value, combined, t0)))
-                }
-            }
-            _ if line_ok => (slope, Some((slope, frequency_variance, t0))),
-            _ => (slope, None),
-        };
-        // The offset: the short exchanges' mean along that frequency.
-        let (mut sharp_w, mut sharp_y) = (0.0, 0.0);
-        for i in 0..n {
-            let s = self.sample(i);
-            let w = sharp(&s);
-            sharp_w += w;
-            sharp_y += w * (s.offset - projection * s.time.seconds_since(t0));
-        }
-        let intercept = if sharp_w > 0.0 {
-            sharp_y / sharp_w
-        } else {
-            line_intercept
-        };
         let offset_error = libm::sqrt(offset_variance.max(0.0)).max(floor);
         let jitter = libm::sqrt(weighted_squares / sw).max(floor);
 
         let estimate = Estimate {
-            offset: intercept,
+            offset: line_intercept,
             offset_error,
             frequency: slope,
             frequency_error: libm::sqrt(frequency_variance.max(0.0)),
@@ -413,7 +431,6 @@ impl RegressionFilter {
         Fit {
             estimate,
             runs_pass: runs_test_passes(runs, positives, n),
-            prior,
         }
     }
 }
@@ -421,7 +438,6 @@ impl RegressionFilter {
 struct Fit {
     estimate: Estimate,
     runs_pass: bool,
-    prior: Option<(f64, f64, LocalInstant)>,
 }
 
 fn correction_is_finite(correction: &ClockCorrection) -> bool {
@@ -561,6 +577,66 @@ mod tests {
         let est = est.unwrap();
         assert!(est.samples < 32, "stale samples were dropped: {est:?}");
         assert!((est.frequency + 50e-6).abs() < 15e-6, "{est:?}");
+    }
+
+    #[test]
+    fn exchanges_from_before_the_source_settled_are_dropped() {
+        // The first 40 answers came from a server clock still being stepped about, 0.7 ms
+        // either way in turn, then it held still. Alternating signs pass the runs test;
+        // but those exchanges fit no line with the rest and must go, not widen every
+        // bound by hundreds of microseconds.
+        let mut filter = RegressionFilter::new(RegressionConfig {
+            max_samples: 128,
+            ..RegressionConfig::default()
+        });
+        let mut rng = Lcg(5);
+        let mut est = None;
+        for i in 0..100 {
+            let (out, back) = (rng.exponential(50e-6), rng.exponential(50e-6));
+            let m = if i < 40 {
+                let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+                measurement(sign * 0.0007, 0.001, 16.0 * f64::from(i))
+            } else {
+                measurement((out - back) / 2.0, 100e-6 + out + back, 16.0 * f64::from(i))
+            };
+            est = Some(filter.update(&m).unwrap());
+        }
+        let est = est.unwrap();
+        assert!(est.samples <= 60, "{est:?}");
+        assert!(est.offset.abs() < 20e-6, "{est:?}");
+        assert!(est.offset_error < 20e-6, "{est:?}");
+    }
+
+    #[test]
+    fn a_reset_keeps_the_frequency() {
+        let mut filter = RegressionFilter::new(RegressionConfig::default());
+        let mut rng = Lcg(9);
+        for i in 0..32 {
+            let t = 16.0 * f64::from(i);
+            let (out, back) = (rng.exponential(50e-6), rng.exponential(50e-6));
+            filter
+                .update(&measurement(
+                    50e-6 * t + (out - back) / 2.0,
+                    100e-6 + out + back,
+                    t,
+                ))
+                .unwrap();
+        }
+        // The local clock was stepped (a snapshot revert): the samples go, the rate stays.
+        filter.reset();
+        let mut est = None;
+        // Three exchanges a second apart, each up to 100 us off by queueing: alone they
+        // leave the frequency open by about a hundred ppm.
+        for (i, queueing) in [100e-6, -80e-6, 60e-6].into_iter().enumerate() {
+            let t = 1000.0 + i as f64;
+            est = Some(
+                filter
+                    .update(&measurement(0.2 + 50e-6 * t + queueing, 300e-6, t))
+                    .unwrap(),
+            );
+        }
+        let est = est.unwrap();
+        assert!((est.frequency - 50e-6).abs() < 2e-6, "{est:?}");
     }
 
     #[test]

@@ -20,6 +20,18 @@ fn max_abs(v: &[f64]) -> f64 {
     v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
 }
 
+/// One side-by-side pair: our daemon and a chronyd client, each through its own proxy
+/// whose random delays come from the same seed, so both see the same delays in the same
+/// order.
+struct Pair {
+    seed: u64,
+    _proxies: (DelayProxy, DelayProxy),
+    chronyd: common::Process,
+    ours: Upstream,
+    mine: Vec<f64>,
+    theirs: Vec<f64>,
+}
+
 #[test]
 fn more_accurate_than_chronyd_through_the_same_delays() {
     let port = free_udp_port();
@@ -31,26 +43,39 @@ fn more_accurate_than_chronyd_through_the_same_delays() {
         return;
     };
     let server: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let ours_proxy = DelayProxy::start(server, (0.0, 0.002), (0.0, 0.0005), 0.0, 11);
-    let theirs_proxy = DelayProxy::start(server, (0.0, 0.002), (0.0, 0.0005), 0.0, 12);
-    let Some(client) = chronyd(
-        "acc-client",
-        &format!(
-            "server 127.0.0.1 port {} minpoll 0 maxpoll 0 iburst\nport 0\ncmdport 0",
-            theirs_proxy.address.port()
-        ),
-        None,
-    ) else {
-        return;
-    };
-    let ours = Upstream::start(UpstreamConfig {
-        servers: vec![ours_proxy.address.to_string()],
-        min_poll: 0,
-        max_poll: 0,
-        observe: true,
-        ..UpstreamConfig::default()
-    })
-    .unwrap();
+    // One run of random delays can favour either client by chance (in the first minute a
+    // few short exchanges decide everything); three seeds side by side average that out.
+    let mut pairs = Vec::new();
+    for seed in [11u64, 12, 13] {
+        let ours_proxy = DelayProxy::start(server, (0.0, 0.002), (0.0, 0.0005), 0.0, seed);
+        let theirs_proxy = DelayProxy::start(server, (0.0, 0.002), (0.0, 0.0005), 0.0, seed);
+        let Some(client) = chronyd(
+            &format!("acc-client-{seed}"),
+            &format!(
+                "server 127.0.0.1 port {} minpoll 0 maxpoll 0 iburst\nport 0\ncmdport 0",
+                theirs_proxy.address.port()
+            ),
+            None,
+        ) else {
+            return;
+        };
+        let ours = Upstream::start(UpstreamConfig {
+            servers: vec![ours_proxy.address.to_string()],
+            min_poll: 0,
+            max_poll: 0,
+            observe: true,
+            ..UpstreamConfig::default()
+        })
+        .unwrap();
+        pairs.push(Pair {
+            seed,
+            _proxies: (ours_proxy, theirs_proxy),
+            chronyd: client,
+            ours,
+            mine: Vec::new(),
+            theirs: Vec::new(),
+        });
+    }
     let run = Duration::from_secs(
         std::env::var("TEMPORA_ACCURACY_SECONDS")
             .ok()
@@ -59,67 +84,84 @@ fn more_accurate_than_chronyd_through_the_same_delays() {
     );
     let warm_up = Duration::from_secs(20);
     let start = Instant::now();
-    let (mut mine, mut chrony) = (Vec::new(), Vec::new());
     while start.elapsed() < run {
         std::thread::sleep(Duration::from_secs(1));
         if start.elapsed() < warm_up {
             continue;
         }
-        let s = ours.status();
-        if s.tracking.synchronised {
-            mine.push(s.tracking.system_offset);
-        }
-        // chronyc -c tracking: ..., field 5 "System time" (seconds the local clock is
-        // fast of NTP time, as chronyd -x tracks the free-running clock).
-        if let Some(line) = chronyc(&client, &["-c", "tracking"]) {
-            let f: Vec<&str> = line.trim().split(',').collect();
-            if f.len() > 5 && f[2] != "0" {
-                if let Ok(v) = f[4].parse::<f64>() {
-                    chrony.push(v);
+        for pair in &mut pairs {
+            let s = pair.ours.status();
+            if s.tracking.synchronised {
+                pair.mine.push(s.tracking.system_offset);
+            }
+            // chronyc -c tracking: ..., field 5 "System time" (seconds the local clock is
+            // fast of NTP time, as chronyd -x tracks the free-running clock).
+            if let Some(line) = chronyc(&pair.chronyd, &["-c", "tracking"]) {
+                let f: Vec<&str> = line.trim().split(',').collect();
+                if f.len() > 5 && f[2] != "0" {
+                    if let Ok(v) = f[4].parse::<f64>() {
+                        pair.theirs.push(v);
+                    }
                 }
             }
         }
     }
-    assert!(
-        mine.len() > 10 && chrony.len() > 10,
-        "{} {}",
-        mine.len(),
-        chrony.len()
-    );
-    // How each converges: RMS per 15 s of the run.
-    let bins: Vec<String> = mine
-        .chunks(15)
-        .zip(chrony.chunks(15))
-        .enumerate()
-        .map(|(k, (a, b))| {
-            format!(
-                "{}-{} s: {:.0}/{:.0}",
-                20 + 15 * k,
-                35 + 15 * k,
-                rms(a) * 1e6,
-                rms(b) * 1e6
-            )
-        })
-        .collect();
-    eprintln!("RMS us per 15 s, ours/chronyd: {}", bins.join(", "));
-    let (ours_rms, theirs_rms) = (rms(&mine), rms(&chrony));
+    let (mut all_mine, mut all_theirs) = (Vec::new(), Vec::new());
+    for pair in &pairs {
+        assert!(
+            pair.mine.len() > 10 && pair.theirs.len() > 10,
+            "seed {}: {} {}",
+            pair.seed,
+            pair.mine.len(),
+            pair.theirs.len()
+        );
+        // How each converges: RMS per 15 s of the run.
+        let bins: Vec<String> = pair
+            .mine
+            .chunks(15)
+            .zip(pair.theirs.chunks(15))
+            .enumerate()
+            .map(|(k, (a, b))| {
+                format!(
+                    "{}-{} s: {:.0}/{:.0}",
+                    20 + 15 * k,
+                    35 + 15 * k,
+                    rms(a) * 1e6,
+                    rms(b) * 1e6
+                )
+            })
+            .collect();
+        eprintln!(
+            "seed {}: tempora RMS {:.1} us max {:.1} us ({} samples); chronyd RMS {:.1} us max {:.1} us ({} samples); per 15 s, ours/chronyd: {}",
+            pair.seed,
+            rms(&pair.mine) * 1e6,
+            max_abs(&pair.mine) * 1e6,
+            pair.mine.len(),
+            rms(&pair.theirs) * 1e6,
+            max_abs(&pair.theirs) * 1e6,
+            pair.theirs.len(),
+            bins.join(", ")
+        );
+        all_mine.extend_from_slice(&pair.mine);
+        all_theirs.extend_from_slice(&pair.theirs);
+    }
+    let (ours_rms, theirs_rms) = (rms(&all_mine), rms(&all_theirs));
     eprintln!(
-        "over {:.0} s after {} s warm-up: tempora RMS {:.1} us max {:.1} us ({} samples); chronyd RMS {:.1} us max {:.1} us ({} samples)",
+        "over {:.0} s after {} s warm-up, three seeds: tempora RMS {:.1} us max {:.1} us; chronyd RMS {:.1} us max {:.1} us; ratio {:.2}",
         run.as_secs_f64(),
         warm_up.as_secs(),
         ours_rms * 1e6,
-        max_abs(&mine) * 1e6,
-        mine.len(),
+        max_abs(&all_mine) * 1e6,
         theirs_rms * 1e6,
-        max_abs(&chrony) * 1e6,
-        chrony.len()
+        max_abs(&all_theirs) * 1e6,
+        ours_rms / theirs_rms
     );
-    // The issue asks for 2x better than chronyd; measured here it is about even (see
-    // the closing note of issue 9). What is asserted: the truth (0) within 200 us RMS,
-    // and no worse than chronyd by more than half again on the same run.
-    assert!(ours_rms < 200e-6, "RMS {ours_rms}");
+    // The issue's bar is half chronyd's RMS. Asserted with room for runs where chance
+    // favours chronyd (see the closing note of issue 9 for the measured ratios): clearly
+    // better than chronyd, and the truth within 100 us RMS.
+    assert!(ours_rms < 100e-6, "RMS {ours_rms}");
     assert!(
-        ours_rms <= 1.5 * theirs_rms + 20e-6,
+        ours_rms <= 0.75 * theirs_rms,
         "ours {ours_rms} vs chronyd {theirs_rms}"
     );
 }
