@@ -267,11 +267,19 @@ fn intersect(
 ) -> Option<Polygon> {
     let newest = bounds.last()?;
     let origin = newest.offset;
-    let half = newest.half_width + tolerance;
+    // The newest strip bounds the offset at time 0 within its half-width, and within the
+    // largest frequency times its age if it is not at time 0 (the newest exchange was
+    // left out as a spike).
+    let half = newest.half_width + tolerance + MAX_FREQUENCY * newest.at.abs();
     let mut polygon = Polygon::rectangle((-half, half), (-MAX_FREQUENCY, MAX_FREQUENCY));
+    let clipped = if newest.at == 0.0 {
+        &bounds[..bounds.len() - 1]
+    } else {
+        bounds
+    };
     // Newest first: recent exchanges cut the region down fastest, and the older ones
     // then clip a small polygon.
-    for b in bounds[..bounds.len() - 1].iter().rev() {
+    for b in clipped.iter().rev() {
         let centre = b.offset - origin;
         let half = b.half_width + tolerance;
         // centre - half <= x + y * at <= centre + half
@@ -282,6 +290,67 @@ fn intersect(
         }
     }
     Some(polygon)
+}
+
+/// Marks in `outlier` the exchanges that disagree with the rest: brought to time 0 along
+/// `frequency` (give or take `spread` per second of age), each exchange's strip is an
+/// interval, and those that miss the point most intervals share are marked (Marzullo's
+/// intersection, over one source's samples). Returns how many were marked; marks nothing
+/// when there are fewer than eight, or when the dissenters are more than a quarter or
+/// include the two newest exchanges (not spikes, then, but a change that has begun).
+pub(crate) fn mark_outliers(
+    bounds: &[Bound],
+    frequency: f64,
+    spread: f64,
+    outlier: &mut [bool],
+) -> usize {
+    let n = bounds.len();
+    if n < 8 || outlier.len() < n || n > MAX_SAMPLES || !frequency.is_finite() {
+        return 0;
+    }
+    let spread = if spread.is_finite() {
+        spread.abs()
+    } else {
+        0.0
+    };
+    let interval = |b: &Bound| {
+        let centre = b.offset - frequency * b.at;
+        let half = b.half_width + spread * b.at.abs();
+        (centre - half, centre + half)
+    };
+    // Ends of the intervals; at equal values starts sort first, so touching intervals
+    // share their end point.
+    let mut ends = [(0.0f64, 0i8); 2 * MAX_SAMPLES];
+    for (i, b) in bounds.iter().enumerate() {
+        let (lo, hi) = interval(b);
+        if !(lo.is_finite() && hi.is_finite()) {
+            return 0;
+        }
+        ends[2 * i] = (lo, 1);
+        ends[2 * i + 1] = (hi, -1);
+    }
+    let ends = &mut ends[..2 * n];
+    ends.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+    let (mut depth, mut best, mut point) = (0i32, 0i32, 0.0);
+    for k in 0..ends.len() {
+        depth += i32::from(ends[k].1);
+        if depth > best {
+            best = depth;
+            point = 0.5 * (ends[k].0 + ends.get(k + 1).map_or(ends[k].0, |e| e.0));
+        }
+    }
+    let missing = |b: &Bound| {
+        let (lo, hi) = interval(b);
+        point < lo || point > hi
+    };
+    let count = bounds.iter().filter(|b| missing(b)).count();
+    if count == 0 || count * 4 > n || (missing(&bounds[n - 1]) && missing(&bounds[n - 2])) {
+        return 0;
+    }
+    for (mark, b) in outlier.iter_mut().zip(bounds) {
+        *mark = missing(b);
+    }
+    count
 }
 
 /// The legs' queueing, learnt from the exchanges at frequency `y` (see [`Legs`]).
