@@ -598,7 +598,10 @@ mod tests {
         fn the_truth_stays_feasible(
             offset in -1.0f64..1.0,
             frequency in -5e-4f64..5e-4,
-            legs in proptest::collection::vec((0f64..2e-3, 0f64..5e-4, 0.5f64..64.0), 1..MAX_SAMPLES),
+            legs in proptest::collection::vec(
+                (0f64..2e-3, 0f64..5e-4, 0.5f64..64.0),
+                1..MAX_SAMPLES,
+            ),
         ) {
             let mut at = 0.0;
             let mut bounds: Vec<Bound> = Vec::new();
@@ -618,7 +621,10 @@ mod tests {
         /// Any finite input gives a finite answer.
         #[test]
         fn any_finite_input_gives_a_finite_region(
-            raw in proptest::collection::vec((-1e6f64..1e6, 0f64..100.0, 0f64..1e4), 1..MAX_SAMPLES),
+            raw in proptest::collection::vec(
+                (-1e6f64..1e6, 0f64..100.0, 0f64..1e4),
+                1..MAX_SAMPLES,
+            ),
         ) {
             let mut at = 0.0;
             let mut bounds: Vec<Bound> = raw

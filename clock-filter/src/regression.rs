@@ -11,7 +11,7 @@
 //! fit a line the newer half fits without. Exchanges that disagree with most of the others
 //! (a server clock's glitch) sit out rather than widen every bound.
 
-use crate::feasible::{Bound, FrequencyPrior, feasible_region, mark_outliers};
+use crate::feasible::{Bound, FrequencyPrior, Region, feasible_region, mark_outliers};
 use crate::{ClockCorrection, Leap, LocalInstant, Measurement, MeasurementError};
 
 /// The most samples a filter holds.
@@ -279,15 +279,35 @@ impl RegressionFilter {
             fit = self.fit(newest);
         }
         // Offset and frequency: the posterior over the lines every exchange allows. The
-        // regression above keeps the jitter, the runs test and a fallback.
-        let mut estimate = fit.estimate;
+        // regression keeps the jitter, the runs test and a fallback.
+        let len = self.len;
+        let region = self.region(newest);
+        let mut estimate = if self.len == len {
+            fit.estimate
+        } else {
+            self.fit(newest).estimate
+        };
+        if let Some(region) = region {
+            self.tolerance = region.tolerance;
+            estimate.offset = region.offset;
+            estimate.offset_error = region.offset_error.max(self.config.precision);
+            estimate.frequency = region.frequency;
+            estimate.frequency_error = region.frequency_error;
+            estimate.dispersion = newest.dispersion + estimate.offset_error;
+        }
+        estimate
+    }
+
+    /// The posterior over the lines the held exchanges allow, after setting aside the
+    /// ones that disagree with the rest and dropping old ones no line fits with the new.
+    fn region(&mut self, newest: &Measurement) -> Option<Region> {
         let mut bounds = [Bound {
             at: 0.0,
             offset: 0.0,
             half_width: 0.0,
         }; MAX_SAMPLES];
         let start = (self.tolerance / 2.0).max(self.config.precision);
-        let region = loop {
+        loop {
             for (i, b) in bounds.iter_mut().enumerate().take(self.len) {
                 let s = self.sample(i);
                 *b = Bound {
@@ -327,30 +347,18 @@ impl RegressionFilter {
             // the misfit is noise throughout (a wandering server) and the widened strips
             // stand.
             let floor = self.config.min_samples.max(7);
-            if let Some(r) = region.filter(|r| r.tolerance > 0.0 && n > floor && self.len > floor) {
-                let newer = feasible_region(
-                    &bounds[n / 2..n],
-                    start,
-                    self.config.precision,
-                    self.frequency_prior,
-                );
-                if newer.is_some_and(|h| r.tolerance > 4.0 * h.tolerance + self.config.precision) {
+            let widened = region.filter(|r| r.tolerance > 0.0);
+            if let Some(r) = widened.filter(|_| n > floor && self.len > floor) {
+                let precision = self.config.precision;
+                let newer =
+                    feasible_region(&bounds[n / 2..n], start, precision, self.frequency_prior);
+                if newer.is_some_and(|h| r.tolerance > 4.0 * h.tolerance + precision) {
                     self.drop_oldest((self.len / 4).max(1).min(self.len - floor));
                     continue;
                 }
             }
-            break region;
-        };
-        if let Some(region) = region {
-            self.tolerance = region.tolerance;
-            estimate.offset = region.offset;
-            estimate.offset_error = region.offset_error.max(self.config.precision);
-            estimate.frequency = region.frequency;
-            estimate.frequency_error = region.frequency_error;
-            estimate.dispersion = newest.dispersion + estimate.offset_error;
-            estimate.samples = self.len;
+            return region;
         }
-        estimate
     }
 
     fn fit(&self, newest: &Measurement) -> Fit {
