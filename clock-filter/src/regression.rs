@@ -184,6 +184,15 @@ impl RegressionFilter {
         }
     }
 
+    /// What is known of the frequency before any exchange, s/s (its value and standard
+    /// error): after a drift file set the clock's frequency, the residual is near zero.
+    /// The exchanges refine it; one they exclude is ignored. Non-finite values or an error
+    /// that is not positive are refused and clear it.
+    pub fn set_frequency_prior(&mut self, frequency: f64, error: f64) {
+        self.frequency_prior = (frequency.is_finite() && error.is_finite() && error > 0.0)
+            .then_some(FrequencyPrior { frequency, error });
+    }
+
     /// Forgets every sample. The frequency measured so far stays, as a prior the new
     /// samples refine: a step of the local clock does not change its rate.
     pub fn reset(&mut self) {
@@ -276,6 +285,8 @@ impl RegressionFilter {
                 break;
             }
             self.drop_oldest(drop);
+            // The frequency changed: what was known of it before no longer holds.
+            self.frequency_prior = None;
             fit = self.fit(newest);
         }
         // Offset and frequency: the posterior over the lines every exchange allows. The
@@ -696,6 +707,35 @@ mod tests {
         }
         let est = est.unwrap();
         assert!((est.frequency - 50e-6).abs() < 2e-6, "{est:?}");
+    }
+
+    #[test]
+    fn a_frequency_prior_is_taken_and_bad_ones_refused() {
+        let mut filter = RegressionFilter::new(RegressionConfig::default());
+        filter.set_frequency_prior(f64::NAN, 1e-6);
+        filter.set_frequency_prior(20e-6, 0.0);
+        let mut est = None;
+        for (i, queueing) in [100e-6, -80e-6, 60e-6].into_iter().enumerate() {
+            let t = i as f64;
+            est = Some(
+                filter
+                    .update(&measurement(20e-6 * t + queueing, 300e-6, t))
+                    .unwrap(),
+            );
+        }
+        assert!(est.unwrap().frequency_error > 20e-6, "refused: {est:?}");
+        filter.reset();
+        filter.set_frequency_prior(20e-6, 1e-6);
+        for (i, queueing) in [100e-6, -80e-6, 60e-6].into_iter().enumerate() {
+            let t = 10.0 + i as f64;
+            est = Some(
+                filter
+                    .update(&measurement(20e-6 * t + queueing, 300e-6, t))
+                    .unwrap(),
+            );
+        }
+        let est = est.unwrap();
+        assert!((est.frequency - 20e-6).abs() < 2e-6, "{est:?}");
     }
 
     #[test]

@@ -136,6 +136,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                 iburst: true,
                 estimator: variant.estimator(),
                 precision: 1e-7,
+                frequency_error: None,
             };
             let now = node.clock.monotonic();
             let sources = upstreams

@@ -37,6 +37,10 @@ pub struct SourceConfig {
     pub estimator: Estimator,
     /// Local clock precision, seconds.
     pub precision: f64,
+    /// How well the local clock's frequency is known before the first exchange (s/s,
+    /// a standard error): a drift file applied at start leaves a residual near zero.
+    /// `None` when nothing is known.
+    pub frequency_error: Option<f64>,
 }
 
 impl Default for SourceConfig {
@@ -47,6 +51,7 @@ impl Default for SourceConfig {
             iburst: true,
             estimator: Estimator::Regression,
             precision: 1e-7,
+            frequency_error: None,
         }
     }
 }
@@ -100,6 +105,14 @@ impl NtpSource {
             max_poll: config.max_poll.max(config.min_poll),
             ..config
         };
+        let mut regression = RegressionFilter::new(RegressionConfig {
+            precision: config.precision,
+            max_samples: SAMPLES,
+            ..RegressionConfig::default()
+        });
+        if let Some(error) = config.frequency_error {
+            regression.set_frequency_prior(0.0, error);
+        }
         Self {
             config,
             poll: config.min_poll,
@@ -110,11 +123,7 @@ impl NtpSource {
             polls: 0,
             pending: None,
             last_transmit: None,
-            regression: RegressionFilter::new(RegressionConfig {
-                precision: config.precision,
-                max_samples: SAMPLES,
-                ..RegressionConfig::default()
-            }),
+            regression,
             rfc: ClockFilter::new(config.precision),
             rfc_output: None,
             last: None,
@@ -434,6 +443,35 @@ mod tests {
         );
         assert_eq!(again, ResponseOutcome::Ignored);
         assert!(s.candidate(LocalInstant(5_000_000)).is_some());
+    }
+
+    #[test]
+    fn a_known_frequency_is_not_measured_again() {
+        // Three exchanges 2 s apart with 1 ms of one-sided queueing here and there leave
+        // the frequency open by tens of ppm; after a drift file, it is known to a ppm.
+        let frequency_error = |config: SourceConfig| {
+            let mut s = NtpSource::new(config, LocalInstant(0));
+            for (k, queueing) in [0.0, 0.001, 0.0005].into_iter().enumerate() {
+                let t = 100.0 + 2.0 * k as f64;
+                let now = LocalInstant::from_seconds_f64(2.0 * k as f64);
+                let req = s.handle_timeout(now, ts(t), 42 + k as u64).unwrap();
+                let out = s.handle_response(
+                    &answer(&req, ts(t + 0.001 + queueing), ts(t + 0.001 + queueing)),
+                    ts(t + 0.002 + queueing),
+                    now.add_seconds(0.002 + queueing),
+                );
+                assert!(matches!(out, ResponseOutcome::Measured(_)), "{out:?}");
+            }
+            let c = s.candidate(LocalInstant::from_seconds_f64(4.1)).unwrap();
+            c.frequency.unwrap().1
+        };
+        let unknown = frequency_error(SourceConfig::default());
+        let known = frequency_error(SourceConfig {
+            frequency_error: Some(1e-6),
+            ..SourceConfig::default()
+        });
+        assert!(unknown > 20e-6, "{unknown:e}");
+        assert!(known < 2e-6, "{known:e}");
     }
 
     #[test]

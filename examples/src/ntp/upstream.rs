@@ -321,8 +321,14 @@ struct Slot {
     pending_tx_id: Option<u32>,
 }
 
+/// How far from right (s/s, one standard error) the frequency a drift file gives is taken
+/// to be: written hourly, it is off by what the temperature moved since.
+const DRIFT_FILE_ERROR: f64 = 1e-6;
+
 struct Runtime {
     config: UpstreamConfig,
+    /// Every source's settings, for a pool address replaced later too.
+    source_config: SourceConfig,
     socket: ClientSocket,
     observe: bool,
     clock: SystemClock,
@@ -361,18 +367,17 @@ impl Runtime {
     fn new(config: UpstreamConfig, socket: ClientSocket, observe: bool) -> Self {
         let start = Instant::now();
         let clock = SystemClock::new();
-        let frequency = config
-            .drift_file
-            .as_deref()
-            .and_then(read_drift_file)
-            .or_else(|| clock.frequency().ok())
-            .unwrap_or(0.0);
+        let drift = config.drift_file.as_deref().and_then(read_drift_file);
+        let frequency = drift.or_else(|| clock.frequency().ok()).unwrap_or(0.0);
         let source_config = SourceConfig {
             min_poll: config.min_poll,
             max_poll: config.max_poll,
             iburst: config.iburst,
             estimator: Estimator::Regression,
             precision: 1e-7,
+            // Steering from a drift file's frequency, the clock starts within about a
+            // ppm of right: the first minute's exchanges need not find that out again.
+            frequency_error: (drift.is_some() && !observe).then_some(DRIFT_FILE_ERROR),
         };
         let mut slots = Vec::new();
         let mut sources = Vec::new();
@@ -436,6 +441,7 @@ impl Runtime {
         );
         let mut runtime = Self {
             config,
+            source_config,
             socket,
             observe,
             clock,
@@ -598,14 +604,7 @@ impl Runtime {
                 tracing::info!("{host}: now polling {new}");
                 slot.address = Some(new);
                 slot.last_rx = None;
-                let config = SourceConfig {
-                    min_poll: self.config.min_poll,
-                    max_poll: self.config.max_poll,
-                    iburst: self.config.iburst,
-                    estimator: Estimator::Regression,
-                    precision: 1e-7,
-                };
-                self.system.sources[i] = NtpSource::new(config, self.now());
+                self.system.sources[i] = NtpSource::new(self.source_config, self.now());
             }
         }
     }
