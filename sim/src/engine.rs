@@ -136,8 +136,14 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                 iburst: true,
                 estimator: variant.estimator(),
                 precision: 1e-7,
-                frequency_error: None,
+                frequency_error: world.drift_file.map(|_| 1e-6),
             };
+            // A drift file: the clock's frequency set to what the oscillator needs, off by
+            // the file's error.
+            let start_ppm = world
+                .drift_file
+                .map_or(0.0, |error| error - node.clock.frequency_error_ppm());
+            let Ok(()) = node.clock.set_frequency(start_ppm);
             let now = node.clock.monotonic();
             let sources = upstreams
                 .iter()
@@ -157,7 +163,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                     discipline,
                     observe_only: false,
                 },
-                0.0,
+                start_ppm,
             ));
             node.links = upstreams.iter().map(|u| (u.node, u.link.clone())).collect();
             for s in 0..upstreams.len() {

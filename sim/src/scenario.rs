@@ -102,6 +102,10 @@ pub struct NtpScenario {
     /// Step policy of every client.
     #[serde(skip)]
     pub step: StepPolicy,
+    /// Clients start from a drift file off by this many ppm: their clock's frequency set
+    /// to what their oscillator needs give or take that, and their sources told the
+    /// frequency is known to a ppm, as `ntp-client run` does. `None`: a first start.
+    pub drift_file: Option<f64>,
 }
 
 /// A PTP master and slave.
@@ -184,6 +188,7 @@ fn ntp(nodes: Vec<Node>, client: usize, happenings: Vec<Happening>) -> World {
         client,
         poll: (4, 6),
         step: StepPolicy::default(),
+        drift_file: None,
     })
 }
 
@@ -343,6 +348,36 @@ pub fn all() -> Vec<Scenario> {
         },
         falsetickers("falsetickers-2of5", 2),
         falsetickers("falsetickers-3of5", 3),
+        Scenario {
+            name: "restart",
+            description: "a daemon restart: the clock 5 ms off and 100 ppm slow, the drift file right to 0.5 ppm",
+            duration: 3000.0,
+            world: {
+                let mut world = ntp(
+                    vec![
+                        primary("server"),
+                        client(
+                            "client",
+                            ClockSpec {
+                                offset: 0.005,
+                                ..drifting_client
+                            },
+                            vec![up(0, lan(100e-6))],
+                        ),
+                    ],
+                    1,
+                    vec![],
+                );
+                if let World::Ntp(ntp) = &mut world {
+                    ntp.drift_file = Some(0.5);
+                }
+                world
+            },
+            bars: Bars {
+                max_sync_time: 60.0,
+                ..CHRONY_BARS
+            },
+        },
         Scenario {
             name: "snapshot-revert",
             description: "the client's clock jumps back 3 hours at 1500 s (a reverted VM snapshot)",
