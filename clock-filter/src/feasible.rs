@@ -258,8 +258,9 @@ impl Polygon {
     }
 }
 
-/// Intersects the strips of `bounds` (the newest last, at time 0), each widened by
-/// `tolerance`, in coordinates relative to the newest offset; `None` when nothing is left.
+/// Intersects the strips of `bounds` (times relative to the newest exchange, which may
+/// have been left out), each widened by `tolerance`, in coordinates relative to the last
+/// bound's offset; `None` when nothing is left.
 fn intersect(
     bounds: &[Bound],
     tolerance: f64,

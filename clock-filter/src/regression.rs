@@ -338,14 +338,13 @@ impl RegressionFilter {
                     &mut outlier,
                 );
             }
-            let mut kept = 0;
+            let mut n = 0;
             for i in 0..self.len {
                 if !outlier[i] {
-                    bounds[kept] = bounds[i];
-                    kept += 1;
+                    bounds[n] = bounds[i];
+                    n += 1;
                 }
             }
-            let n = kept;
             let region = feasible_region(
                 &bounds[..n],
                 start,
@@ -677,6 +676,24 @@ mod tests {
         assert!(rms < 10e-6, "RMS {rms:e}");
     }
 
+    /// Three exchanges a second apart from `start`, on the line `offset + frequency * t`,
+    /// each up to 100 us off by queueing: alone they leave the frequency open by about a
+    /// hundred ppm.
+    fn three_short_exchanges(
+        filter: &mut RegressionFilter,
+        start: f64,
+        offset: f64,
+        frequency: f64,
+    ) -> Estimate {
+        let mut est = None;
+        for (i, queueing) in [100e-6, -80e-6, 60e-6].into_iter().enumerate() {
+            let t = start + i as f64;
+            let m = measurement(offset + frequency * t + queueing, 300e-6, t);
+            est = Some(filter.update(&m).unwrap());
+        }
+        est.unwrap()
+    }
+
     #[test]
     fn a_reset_keeps_the_frequency() {
         let mut filter = RegressionFilter::new(RegressionConfig::default());
@@ -694,18 +711,7 @@ mod tests {
         }
         // The local clock was stepped (a snapshot revert): the samples go, the rate stays.
         filter.reset();
-        let mut est = None;
-        // Three exchanges a second apart, each up to 100 us off by queueing: alone they
-        // leave the frequency open by about a hundred ppm.
-        for (i, queueing) in [100e-6, -80e-6, 60e-6].into_iter().enumerate() {
-            let t = 1000.0 + i as f64;
-            est = Some(
-                filter
-                    .update(&measurement(0.2 + 50e-6 * t + queueing, 300e-6, t))
-                    .unwrap(),
-            );
-        }
-        let est = est.unwrap();
+        let est = three_short_exchanges(&mut filter, 1000.0, 0.2, 50e-6);
         assert!((est.frequency - 50e-6).abs() < 2e-6, "{est:?}");
     }
 
@@ -714,27 +720,11 @@ mod tests {
         let mut filter = RegressionFilter::new(RegressionConfig::default());
         filter.set_frequency_prior(f64::NAN, 1e-6);
         filter.set_frequency_prior(20e-6, 0.0);
-        let mut est = None;
-        for (i, queueing) in [100e-6, -80e-6, 60e-6].into_iter().enumerate() {
-            let t = i as f64;
-            est = Some(
-                filter
-                    .update(&measurement(20e-6 * t + queueing, 300e-6, t))
-                    .unwrap(),
-            );
-        }
-        assert!(est.unwrap().frequency_error > 20e-6, "refused: {est:?}");
+        let est = three_short_exchanges(&mut filter, 0.0, 0.0, 20e-6);
+        assert!(est.frequency_error > 20e-6, "refused: {est:?}");
         filter.reset();
         filter.set_frequency_prior(20e-6, 1e-6);
-        for (i, queueing) in [100e-6, -80e-6, 60e-6].into_iter().enumerate() {
-            let t = 10.0 + i as f64;
-            est = Some(
-                filter
-                    .update(&measurement(20e-6 * t + queueing, 300e-6, t))
-                    .unwrap(),
-            );
-        }
-        let est = est.unwrap();
+        let est = three_short_exchanges(&mut filter, 10.0, 0.0, 20e-6);
         assert!((est.frequency - 20e-6).abs() < 2e-6, "{est:?}");
     }
 

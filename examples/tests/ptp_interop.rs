@@ -16,6 +16,19 @@ use common::{Killed, Netns, peer, scratch};
 /// microseconds in each other's software timestamps.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// One test at a time (they share namespace names and the ptp4l ports), and only where
+/// ptp4l was fetched; `None` (the test skips) otherwise.
+fn serial_with_ptp4l() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if peer("usr/sbin/ptp4l").is_none() {
+        eprintln!("skipped: no ptp4l under target/peers");
+        return None;
+    }
+    Some(guard)
+}
+
 fn ip(args: &[&str]) {
     let ok = Command::new("ip").args(args).status().unwrap().success();
     assert!(ok, "ip {args:?}");
@@ -226,13 +239,9 @@ fn follows_ptp4l_full(
     slave_args: &[&str],
     while_running: Option<&dyn Fn(&Netns)>,
 ) {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if peer("usr/sbin/ptp4l").is_none() {
-        eprintln!("skipped: no ptp4l under target/peers");
+    let Some(_serial) = serial_with_ptp4l() else {
         return;
-    }
+    };
     let (Some(m), Some(s)) = (
         Netns::new(&format!("tempora-ptpm{tag}")),
         Netns::new(&format!("tempora-ptps{tag}")),
@@ -314,13 +323,9 @@ fn follows_ptp4l_full(
 
 #[test]
 fn picks_the_better_master_and_fails_over_when_it_stops() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if peer("usr/sbin/ptp4l").is_none() {
-        eprintln!("skipped: no ptp4l under target/peers");
+    let Some(_serial) = serial_with_ptp4l() else {
         return;
-    }
+    };
     let names = [
         "tempora-bmca-br",
         "tempora-bmca-a",
@@ -409,13 +414,9 @@ fn picks_the_better_master_and_fails_over_when_it_stops() {
 /// the raw offsets in `--json`. Truth is 0 for both.
 #[test]
 fn side_by_side_with_ptp4l_as_slave_for_a_minute() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if peer("usr/sbin/ptp4l").is_none() {
-        eprintln!("skipped: no ptp4l under target/peers");
+    let Some(_serial) = serial_with_ptp4l() else {
         return;
-    }
+    };
     let (Some(m), Some(s)) = (Netns::new("tempora-ptpmz"), Netns::new("tempora-ptpsz")) else {
         return;
     };
