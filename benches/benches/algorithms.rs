@@ -13,9 +13,10 @@ use tempora_clock_discipline::{
     Discipline, DisciplineConfig, DisciplineInput, PiServo, PiServoConfig, RfcConfig, RfcDiscipline,
 };
 use tempora_clock_filter::{
-    Candidate, CandidateVerdict, ClockFilter, Leap, LocalInstant, Measurement, OffsetKalman,
-    OffsetKalmanConfig, RegressionConfig, RegressionFilter, SelectionConfig, select,
+    Candidate, CandidateVerdict, ClockFilter, Measurement, OffsetKalman, OffsetKalmanConfig,
+    RegressionConfig, RegressionFilter, SelectionConfig, select,
 };
+use tempora_clock_types::{Leap, LocalInstant};
 
 fn measurement(i: u32) -> Measurement {
     // Deterministic scatter: offsets within ±50 µs, delays 100-300 µs.

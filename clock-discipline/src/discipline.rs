@@ -3,12 +3,12 @@
 //!
 //! Correcting the phase through the frequency (as chrony does) rather than with the
 //! kernel's own slew keeps every change to the clock exactly known, so the filters can
-//! carry their samples across it ([`crate::ClockAction::correction`]).
+//! carry their samples across it ([`tempora_clock_types::ClockAction::correction`]).
 
-use tempora_clock_filter::LocalInstant;
+use tempora_clock_types::LocalInstant;
 
-use crate::action::{ActionList, ClockAction, SyncStatus};
 use crate::policy::{DisciplineError, StepGate, StepPolicy, Verdict};
+use tempora_clock_types::{ActionList, ClockAction, SyncStatus};
 
 /// The correction ratio for offsets well above their error.
 const FAST_CORRECTION_RATIO: f64 = 0.5;
@@ -275,13 +275,14 @@ impl Discipline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::SteeredClock;
     use core::convert::Infallible;
     use proptest::prelude::*;
     use tempora_clock_filter::{
-        Candidate, CandidateVerdict, Leap, Measurement, RegressionConfig, RegressionFilter,
+        Candidate, CandidateVerdict, Measurement, RegressionConfig, RegressionFilter,
         SelectionConfig, select,
     };
+    use tempora_clock_types::Leap;
+    use tempora_clock_types::SteeredClock;
 
     /// A small deterministic clock: frequency error, a frequency correction, steps.
     /// True time runs in `true_ns`; the clock reads `offset` ahead of it.
@@ -319,7 +320,7 @@ mod tests {
             self.offset += offset;
             Ok(())
         }
-        fn set_leap(&mut self, _: crate::LeapAction) -> Result<(), Infallible> {
+        fn set_leap(&mut self, _: tempora_clock_types::LeapAction) -> Result<(), Infallible> {
             Ok(())
         }
         fn set_status(&mut self, _: SyncStatus) -> Result<(), Infallible> {

@@ -5,9 +5,9 @@
 //! the UTC day on which it is set. So the flag is armed only on the last day of the month
 //! (June and December unless configured otherwise), and disarmed when the vote is gone.
 
-use tempora_clock_filter::Leap;
+use tempora_clock_types::Leap;
 
-use crate::action::{ClockAction, LeapAction};
+use tempora_clock_types::{ClockAction, LeapAction};
 
 /// Settings of a [`LeapScheduler`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

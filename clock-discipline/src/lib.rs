@@ -20,17 +20,14 @@
     clippy::std_instead_of_alloc
 )]
 
-mod action;
 mod discipline;
 mod leap;
 mod policy;
 mod rfc;
 mod servo;
 
-pub use action::{ActionList, ClockAction, LeapAction, SteeredClock, SyncStatus};
 pub use discipline::{Discipline, DisciplineConfig, DisciplineInput, FrequencyState};
 pub use leap::{LeapConfig, LeapScheduler};
 pub use policy::{DisciplineError, PanicPolicy, StepMode, StepPolicy};
 pub use rfc::{RfcConfig, RfcDiscipline, RfcState};
-pub use servo::{PiServo, PiServoConfig, ServoOutput, ServoState};
-pub use tempora_clock_filter::{ClockCorrection, Leap, LocalInstant};
+pub use servo::{PiServo, PiServoConfig, Servo, ServoOutput, ServoState};

@@ -2,10 +2,10 @@
 //! (`local_clock`), with the once-a-second phase adjustment of appendix A.5.6.1
 //! (`clock_adjust`). Kept faithful as the reference the simulator compares against.
 
-use tempora_clock_filter::LocalInstant;
+use tempora_clock_types::LocalInstant;
 
-use crate::action::{ActionList, ClockAction, SyncStatus};
 use crate::policy::DisciplineError;
+use tempora_clock_types::{ActionList, ClockAction, SyncStatus};
 
 /// Settings, with the RFC's constants as defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]

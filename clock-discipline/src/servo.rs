@@ -4,7 +4,7 @@
 //! same sign as everywhere in Tempora; linuxptp's are the opposite and it negates the
 //! servo output, so the behaviour is the same.
 
-use tempora_clock_filter::LocalInstant;
+use tempora_clock_types::LocalInstant;
 
 use crate::policy::DisciplineError;
 
@@ -91,6 +91,27 @@ pub struct ServoOutput {
     pub frequency_ppb: f64,
     /// In [`ServoState::Jump`], the step to make (seconds).
     pub step: Option<f64>,
+}
+
+/// A PTP servo: offsets in, the frequency to set (and a first step) out. The port of
+/// `tempora-ptp` takes any; [`PiServo`] is linuxptp's and the default.
+pub trait Servo {
+    /// Takes an offset (master minus slave, seconds) measured at `now`.
+    fn sample(&mut self, offset: f64, now: LocalInstant) -> Result<ServoOutput, DisciplineError>;
+
+    /// Starts again, unlocked (a new master): samples `sync_interval` seconds apart, the
+    /// clock's frequency correction now `frequency_ppb`.
+    fn restart(&mut self, sync_interval: f64, frequency_ppb: f64);
+}
+
+impl Servo for PiServo {
+    fn sample(&mut self, offset: f64, now: LocalInstant) -> Result<ServoOutput, DisciplineError> {
+        PiServo::sample(self, offset, now)
+    }
+
+    fn restart(&mut self, sync_interval: f64, frequency_ppb: f64) {
+        *self = PiServo::new(self.config, sync_interval, frequency_ppb);
+    }
 }
 
 /// The PI servo.

@@ -30,7 +30,9 @@ mod rfc;
 mod selection;
 mod source;
 
-pub use ptp::{MinDelayWindow, MovingMedian, OffsetEstimate, OffsetKalman, OffsetKalmanConfig};
+pub use ptp::{
+    MinDelayWindow, MovingMedian, OffsetEstimate, OffsetFilter, OffsetKalman, OffsetKalmanConfig,
+};
 pub use regression::{Estimate, MAX_SAMPLES, RegressionConfig, RegressionFilter};
 pub use rfc::{ClockFilter, FilterOutput};
 pub use selection::{
@@ -39,58 +41,12 @@ pub use selection::{
 };
 pub use source::{ReachRegister, SelectionMark, SourceStatus};
 
+use tempora_clock_types::{Leap, LocalInstant};
+
 /// Frequency tolerance of a clock: dispersion grows at PHI = 15 ppm (RFC 5905 section 7.2).
 pub const PHI: f64 = 15e-6;
 /// Maximum dispersion: a sample or source at or beyond it is worthless (RFC 5905: 16 s).
 pub const MAX_DISPERSION: f64 = 16.0;
-
-/// A point on the local clock's timescale, in nanoseconds from an arbitrary origin.
-/// Integer, so that long runs lose no precision; differences come out as `f64` seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct LocalInstant(pub i64);
-
-impl LocalInstant {
-    /// An instant from nanoseconds.
-    pub const fn from_nanos(nanos: i64) -> Self {
-        Self(nanos)
-    }
-
-    /// An instant from seconds (rounded to the nanosecond, saturating).
-    pub fn from_seconds_f64(seconds: f64) -> Self {
-        Self((seconds * 1e9) as i64)
-    }
-
-    /// Nanoseconds from the origin.
-    pub const fn as_nanos(self) -> i64 {
-        self.0
-    }
-
-    /// Seconds from `earlier` to `self` (negative if `earlier` is later).
-    pub fn seconds_since(self, earlier: Self) -> f64 {
-        self.0.saturating_sub(earlier.0) as f64 * 1e-9
-    }
-
-    /// This instant moved by `seconds` (saturating).
-    pub fn add_seconds(self, seconds: f64) -> Self {
-        Self(self.0.saturating_add((seconds * 1e9) as i64))
-    }
-}
-
-/// A leap second warning as a source reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub enum Leap {
-    /// No leap second pending.
-    #[default]
-    None,
-    /// A second will be inserted at the end of the month's last day.
-    Insert,
-    /// A second will be deleted at the end of the month's last day.
-    Delete,
-    /// The source is not synchronised.
-    Unsynchronized,
-}
 
 /// One measurement of a source, as the protocol layer computed it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -175,27 +131,6 @@ impl Measurement {
         }
         Ok(())
     }
-}
-
-/// A correction applied to the local clock, which every filter holding samples must learn
-/// of so that its old samples stay comparable with new ones.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub enum ClockCorrection {
-    /// The clock was stepped forward by `offset` seconds (backward if negative).
-    Step {
-        /// The step.
-        offset: f64,
-        /// When.
-        at: LocalInstant,
-    },
-    /// The clock's frequency was raised by `delta` (seconds per second; 1e-6 = 1 ppm).
-    Frequency {
-        /// The change.
-        delta: f64,
-        /// When.
-        at: LocalInstant,
-    },
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@
 //! (a server clock's glitch) sit out rather than widen every bound.
 
 use crate::feasible::{Bound, FrequencyPrior, Region, feasible_region, mark_outliers};
-use crate::{ClockCorrection, Leap, LocalInstant, Measurement, MeasurementError};
+use crate::{Measurement, MeasurementError};
+use tempora_clock_types::{ClockCorrection, Leap, LocalInstant};
 
 /// The most samples a filter holds.
 pub const MAX_SAMPLES: usize = 128;

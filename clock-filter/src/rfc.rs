@@ -1,7 +1,8 @@
 //! The RFC 5905 clock filter (section 10, appendix A.5.2): the reference implementation the
 //! simulator compares the default estimator against.
 
-use crate::{LocalInstant, MAX_DISPERSION, Measurement, MeasurementError, PHI};
+use crate::{MAX_DISPERSION, Measurement, MeasurementError, PHI};
+use tempora_clock_types::LocalInstant;
 
 /// Stages of the shift register.
 const STAGES: usize = 8;
@@ -172,12 +173,12 @@ impl ClockFilter {
 
     /// Shifts the held samples for a correction of the local clock (a slew or a frequency
     /// change), so they stay comparable with new ones.
-    pub fn apply_correction(&mut self, correction: crate::ClockCorrection) {
+    pub fn apply_correction(&mut self, correction: tempora_clock_types::ClockCorrection) {
         let shift = |offset: &mut f64, time: LocalInstant| match correction {
-            crate::ClockCorrection::Step { offset: step, .. } if step.is_finite() => {
+            tempora_clock_types::ClockCorrection::Step { offset: step, .. } if step.is_finite() => {
                 *offset -= step
             }
-            crate::ClockCorrection::Frequency { delta, at } if delta.is_finite() => {
+            tempora_clock_types::ClockCorrection::Frequency { delta, at } if delta.is_finite() => {
                 *offset -= delta * time.seconds_since(at)
             }
             _ => {}
@@ -285,7 +286,7 @@ mod tests {
     fn corrections_shift_the_register() {
         let mut filter = ClockFilter::new(1e-6);
         filter.update(&measurement(0.010, 0.01, 0.0), 16.0).unwrap();
-        filter.apply_correction(crate::ClockCorrection::Step {
+        filter.apply_correction(tempora_clock_types::ClockCorrection::Step {
             offset: 0.004,
             at: LocalInstant(0),
         });

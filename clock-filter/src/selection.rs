@@ -12,7 +12,8 @@
 //!    to avoid clock hopping.
 //! 4. Combining (11.2.3): the survivors' offsets weighted by 1 / root distance.
 
-use crate::{Leap, LocalInstant, MAX_DISPERSION, PHI};
+use crate::{MAX_DISPERSION, PHI};
+use tempora_clock_types::{Leap, LocalInstant};
 
 /// The most candidates [`select`] takes (no allocation: it works in fixed arrays).
 pub const MAX_CANDIDATES: usize = 64;

@@ -1,41 +1,20 @@
-//! The cores of Tempora's daemons, sans-IO, so that the daemons, the simulator and the
-//! tests all run the same code.
+//! Tempora's daemons, as libraries their binaries and tests share: the I/O around the
+//! sans-IO engines of `tempora-ntp` and `tempora-ptp` (sockets with kernel timestamps,
+//! threads, timers, TOML configuration, metrics, status tables and logging). Protocol and
+//! algorithm code lives in the engine crates; what is here is how the daemons run it.
 //!
-//! - [`ntp::NtpSource`]: one server as a client sees it (polling, iburst, reach, kiss
-//!   codes, the response checks, the per-source filter).
-//! - [`ntp::NtpSystem`]: selection over the sources, the discipline, and the state a
-//!   server built on it passes downstream (stratum, root delay and dispersion).
-//! - [`ntp::query`]: one-shot queries (`ntp-client query`), observe-only.
-//! - [`ptp::PtpPort`]: `ptp-slave`'s port state machine (Announce qualification, BMCA,
-//!   failover, E2E and P2P delay) around [`ptp::PtpSlaveCore`], the measuring half
-//!   (one- and two-step, median path delay, Kalman offset estimate, PI servo);
-//!   [`ptp::phc2sys::PhcToSystem`], the system clock kept on a PHC.
+//! - [`ntp_client`]: `ntp-client` (`query`, `run`, `status`, `wait`, `now`): the client
+//!   runtime, its configuration and status tables, one-shot queries.
+//! - [`ntp_server`]: `ntp-server`: batched multi-socket serving, its configuration and
+//!   metrics.
+//! - [`ptp_slave`]: `ptp-slave`: transports, clocks, phc2sys, configuration, metrics.
+//! - [`config`], [`http`], [`net`], [`random`], [`startup`]: what the daemons share.
 
-pub mod ntp {
-    //! The NTP client core.
-    pub mod client;
-    pub mod query;
-    mod refclock;
-    pub mod server;
-    mod source;
-    mod system;
-    pub mod upstream;
-    pub use refclock::{RefclockConfig, RefclockSource};
-    pub use source::{Estimator, NtpSource, ResponseOutcome, SourceConfig};
-    pub use system::{DisciplineKind, NtpSystem, SystemConfig, SystemError};
-}
-
+pub mod config;
 pub mod http;
+pub mod net;
+pub mod ntp_client;
+pub mod ntp_server;
+pub mod ptp_slave;
+pub mod random;
 pub mod startup;
-
-pub mod ptp {
-    //! The PTP slave: the measuring core and the port state machine.
-    pub mod config;
-    pub mod daemon;
-    pub mod metrics;
-    pub mod phc2sys;
-    mod port;
-    mod slave;
-    pub use port::{Outgoing, PortConfig, PortEvent, PtpPort, clock_identity_from_mac, parse_mac};
-    pub use slave::{PtpSlaveCore, SlaveSample};
-}

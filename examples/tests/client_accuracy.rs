@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{DelayProxy, chronyc, chronyd, free_udp_port, wait_for};
-use tempora_examples::ntp::upstream::{Upstream, UpstreamConfig};
+use tempora_examples::ntp_client::{ClientRuntime, UpstreamConfig};
 
 fn rms(v: &[f64]) -> f64 {
     (v.iter().map(|x| x * x).sum::<f64>() / v.len().max(1) as f64).sqrt()
@@ -27,7 +27,7 @@ struct Pair {
     seed: u64,
     _proxies: (DelayProxy, DelayProxy),
     chronyd: common::Process,
-    ours: Upstream,
+    ours: ClientRuntime,
     mine: Vec<f64>,
     theirs: Vec<f64>,
 }
@@ -59,13 +59,15 @@ fn more_accurate_than_chronyd_through_the_same_delays() {
         ) else {
             return;
         };
-        let ours = Upstream::start(UpstreamConfig {
-            servers: vec![ours_proxy.address.to_string()],
-            min_poll: 0,
-            max_poll: 0,
-            observe: true,
-            ..UpstreamConfig::default()
-        })
+        let ours = ClientRuntime::start(
+            UpstreamConfig {
+                servers: vec![ours_proxy.address.to_string()],
+                min_poll: 0,
+                max_poll: 0,
+                ..UpstreamConfig::default()
+            },
+            true,
+        )
         .unwrap();
         pairs.push(Pair {
             seed,
@@ -193,13 +195,15 @@ fn a_lying_server_is_marked_and_the_client_stays_on_the_truth() {
             DelayProxy::start(*a, (0.0, 0.0002), (0.0, 0.0002), lie, 100 + i as u64)
         })
         .collect();
-    let ours = Upstream::start(UpstreamConfig {
-        servers: proxies.iter().map(|p| p.address.to_string()).collect(),
-        min_poll: -1,
-        max_poll: -1,
-        observe: true,
-        ..UpstreamConfig::default()
-    })
+    let ours = ClientRuntime::start(
+        UpstreamConfig {
+            servers: proxies.iter().map(|p| p.address.to_string()).collect(),
+            min_poll: -1,
+            max_poll: -1,
+            ..UpstreamConfig::default()
+        },
+        true,
+    )
     .unwrap();
     let liar = proxies[2].address.to_string();
     let status = wait_for(Duration::from_secs(40), || {

@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
-use tempora_examples::ntp::client::ClientConfig;
-use tempora_examples::ntp::server::ServerConfig;
-use tempora_examples::ptp::config::PtpConfigFile;
-use tempora_examples::ptp::daemon::SlaveConfig;
+use tempora_examples::ntp_client::ClientConfig;
+use tempora_examples::ntp_server::ServerConfig;
+use tempora_examples::ptp_slave::config::PtpConfigFile;
+use tempora_examples::ptp_slave::daemon::SlaveConfig;
 
 fn ptp_config(text: &str) -> SlaveConfig {
     let mut config = SlaveConfig::new("");

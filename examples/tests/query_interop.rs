@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tempora_examples::ntp::query::{QueryConfig, query};
+use tempora_examples::ntp_client::query::{QueryConfig, query};
 
 struct Chronyd {
     child: Child,

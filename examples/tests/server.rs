@@ -11,9 +11,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Netns, chronyc, chronyd, peer, wait_for};
-use tempora_examples::ntp::server::{
-    AccessAction, AccessConfig, AccessRuleConfig, NtpServer, RateLimit, ServerConfig, TimeSource,
+use tempora_examples::ntp_client::UpstreamConfig;
+use tempora_examples::ntp_server::{
+    AccessConfig, AccessRuleConfig, NtpServer, ServerConfig, TimeSource,
 };
+use tempora_ntp::server::{AccessAction, RateLimit};
 use tempora_ntp_proto::{
     AssociationMode, KissCode, LeapIndicator, NtpHeader, NtpTimestamp, ReferenceId, Stratum,
     UnixTime, Version, client_request,
@@ -127,11 +129,12 @@ fn kernel_source_serves_what_adjtimex_says() {
 #[test]
 fn upstream_source_makes_a_boundary_server() {
     let top = NtpServer::start(&config(TimeSource::Local { stratum: 2 })).unwrap();
-    let mut boundary_config = config(TimeSource::Upstream {
+    let mut boundary_config = config(TimeSource::Upstream(UpstreamConfig {
         servers: vec![top.local_addrs()[0].to_string()],
         min_poll: -2,
         max_poll: -2,
-    });
+        ..UpstreamConfig::default()
+    }));
     boundary_config.observe = true;
     let boundary = NtpServer::start(&boundary_config).unwrap();
     let socket = client("127.0.0.1:0");
@@ -275,7 +278,7 @@ fn malformed_input_gets_no_answer_no_panic_and_is_counted() {
         (c.responses == 1).then_some(c)
     })
     .expect("the answer counted");
-    use tempora_examples::ntp::server::DropReason::*;
+    use tempora_ntp::server::DropReason::*;
     assert_eq!(c.dropped(Mode6), 1);
     assert_eq!(c.dropped(Mode7), 1);
     // Versions 1 and 7, and the garbage (its first byte says version 0).

@@ -3,9 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tempora_clock_filter::{
-    ClockCorrection, Leap, LocalInstant, Measurement, RegressionConfig, RegressionFilter,
-};
+use tempora_clock_filter::{Measurement, RegressionConfig, RegressionFilter};
+use tempora_clock_types::{ClockCorrection, Leap, LocalInstant};
 
 fuzz_target!(|data: &[u8]| {
     let mut filter = RegressionFilter::new(RegressionConfig {

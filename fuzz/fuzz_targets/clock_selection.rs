@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tempora_clock_filter::{Candidate, CandidateVerdict, Leap, LocalInstant, SelectionConfig, select};
+use tempora_clock_filter::{Candidate, CandidateVerdict, SelectionConfig, select};
+use tempora_clock_types::{Leap, LocalInstant};
 
 fuzz_target!(|data: &[u8]| {
     let cands: Vec<Candidate> = data

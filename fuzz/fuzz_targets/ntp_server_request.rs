@@ -7,9 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
-use tempora_examples::ntp::server::{
-    Answer, ClientTable, Counters, RateLimit, Request, ServerCore,
-};
+use tempora_ntp::server::{Answer, ClientTable, Counters, RateLimit, Request, ServerCore};
 use tempora_ntp_proto::{AssociationMode, NtpHeader, NtpTimestamp, ServerState, Stratum};
 
 static CLIENTS: Mutex<Option<ClientTable>> = Mutex::new(None);
@@ -21,11 +19,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut guard = CLIENTS.lock().unwrap();
     let clients = guard.get_or_insert_with(|| {
-        ClientTable::new(RateLimit {
-            enabled: true,
-            table_size: 64,
-            ..RateLimit::default()
-        })
+        ClientTable::new(
+            RateLimit {
+                enabled: true,
+                table_size: 64,
+                ..RateLimit::default()
+            },
+            [0x5E; 16],
+        )
     });
     let state = ServerState {
         stratum: Stratum(2),

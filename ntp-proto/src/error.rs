@@ -1,6 +1,6 @@
 //! The one error type of this crate.
 
-use crate::mac::MacAlgorithm;
+use crate::mac::algorithm::MacAlgorithm;
 
 /// What was wrong with a packet, a field or a call, and where.
 ///
@@ -195,13 +195,4 @@ pub enum Error {
         /// The key ID in the packet.
         key_id: u32,
     },
-}
-
-/// The first `len` bytes of an output buffer, or [`Error::BufferTooSmall`].
-pub(crate) fn output_prefix(buffer: &mut [u8], len: usize) -> Result<&mut [u8], Error> {
-    let available = buffer.len();
-    buffer.get_mut(..len).ok_or(Error::BufferTooSmall {
-        needed: len,
-        available,
-    })
 }

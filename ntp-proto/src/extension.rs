@@ -5,7 +5,7 @@
 //! after checking every length; write them with [`crate::PacketBuilder`].
 
 use crate::Error;
-use crate::error::output_prefix;
+use crate::buffer::output_prefix;
 
 /// Length of an extension field's type and length words.
 pub const EXTENSION_FIELD_HEADER_LEN: usize = 4;

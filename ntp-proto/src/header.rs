@@ -6,7 +6,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 use md5::{Digest, Md5};
 
 use crate::Error;
-use crate::error::output_prefix;
+use crate::buffer::output_prefix;
 use crate::kiss::KissCode;
 use crate::time::{Log2Seconds, NtpShort, NtpTimestamp};
 
@@ -296,6 +296,29 @@ pub enum ReferenceIdKind {
     Upstream(ReferenceId),
     /// Strata 16 and above: no defined meaning.
     Unspecified(ReferenceId),
+}
+
+/// As people read a reference ID (what `chronyc` and `ntpq` print): the kiss code's
+/// four letters, the reference clock's name, the upstream's IPv4 address (or the hash of
+/// its IPv6 address, dotted), or the bytes in hex when nothing is defined.
+impl core::fmt::Display for ReferenceIdKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let text = |f: &mut core::fmt::Formatter<'_>, bytes: &[u8]| {
+            bytes
+                .iter()
+                .take_while(|b| **b != 0)
+                .try_for_each(|&b| core::fmt::Write::write_char(f, char::from(b)))
+        };
+        let printable = |bytes: &[u8; 4]| bytes.iter().all(|b| b.is_ascii_graphic() || *b == 0);
+        match self {
+            Self::Kiss(code) if printable(&code.to_bytes()) => text(f, &code.to_bytes()),
+            Self::ReferenceClock(name) if printable(name) => text(f, name),
+            Self::Kiss(code) => write!(f, "{:02x?}", code.to_bytes()),
+            Self::ReferenceClock(name) => write!(f, "{}", ReferenceId(*name).to_ipv4()),
+            Self::Upstream(id) => write!(f, "{}", id.to_ipv4()),
+            Self::Unspecified(id) => write!(f, "{:02x?}", id.0),
+        }
+    }
 }
 
 /// A zero-copy view of an NTP packet: the header fields, and the bytes after it.
@@ -645,6 +668,18 @@ pub(crate) mod tests {
             receive_timestamp: NtpTimestamp::from_bits(0xECD4_1E10_99AA_BBCC),
             transmit_timestamp: NtpTimestamp::from_bits(0xECD4_1E10_99AA_BBDD),
         }
+    }
+
+    #[test]
+    #[allow(clippy::std_instead_of_alloc)] // the crate has no `alloc`; its tests have std
+    fn reference_ids_read_as_chronyc_prints_them() {
+        use std::string::ToString;
+        let id = |b: &[u8; 4], s: u8| ReferenceId(*b).interpret(Stratum(s)).to_string();
+        assert_eq!(id(b"RATE", 0), "RATE");
+        assert_eq!(id(b"GPS\0", 1), "GPS");
+        assert_eq!(id(&[10, 0, 0, 1], 2), "10.0.0.1");
+        assert_eq!(id(&[0xC0, 1, 0x80, 0], 1), "192.1.128.0", "not a name");
+        assert_eq!(id(&[1, 2, 3, 4], 16), "[01, 02, 03, 04]");
     }
 
     #[test]

@@ -30,6 +30,7 @@
     clippy::std_instead_of_alloc
 )]
 
+mod buffer;
 mod error;
 pub mod exchange;
 pub mod extension;
@@ -58,7 +59,7 @@ pub use nts::{NtsAuthenticator, NtsCookie, NtsCookiePlaceholder, NtsUniqueIdenti
 pub use packet::{NtpPacket, PacketBuilder};
 pub use time::{Log2Seconds, NtpDuration, NtpShort, NtpTimestamp, UnixTime};
 
-/// The workspace README's Rust examples, compiled as doctests so they stay true.
+/// The wire-format examples of `docs/crates.md`, compiled as doctests so they stay true.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
+#[doc = include_str!("../../docs/crates.md")]
+pub struct CratesDocDoctests;

@@ -3,7 +3,7 @@
 //! a response, never growing past the request's length.
 
 use crate::Error;
-use crate::error::output_prefix;
+use crate::buffer::output_prefix;
 use crate::extension::{
     ExtensionField, ExtensionFieldType, ExtensionFields, MIN_EXTENSION_FIELD_LEN,
     MIN_LAST_EXTENSION_FIELD_LEN, padded_field_len, read_field_header, write_field,

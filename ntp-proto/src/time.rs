@@ -239,6 +239,12 @@ impl NtpTimestamp {
         self.0 == 0
     }
 
+    /// The NTP timestamp of a Unix time in nanoseconds (a `CLOCK_REALTIME` reading, a
+    /// kernel packet timestamp): the era is implied, as on the wire.
+    pub const fn from_unix_nanos(nanos: i128) -> Self {
+        Self::from_unix(UnixTime::from_nanos(nanos))
+    }
+
     /// The NTP timestamp of a Unix time; the era is dropped, as on the wire. Exact to the
     /// nanosecond: `NtpTimestamp::from_unix(t).to_unix(t) == t`.
     pub const fn from_unix(time: UnixTime) -> Self {

@@ -1,27 +1,27 @@
 //! The 34-byte common header (IEEE 1588-2019 clause 13.3).
 
 use crate::Error;
-use crate::error::read_array;
+use crate::buffer::read_array;
 use crate::types::{PORT_IDENTITY_LEN, PortIdentity, TimeInterval};
 
 /// Length of the common header.
 pub const HEADER_LEN: usize = 34;
 
-/// Byte offsets of the header fields.
-mod field {
+/// Byte offsets of the common header (IEEE 1588-2019 Table 35).
+pub(crate) mod field {
     use core::ops::Range;
-    pub(super) const SDO_TYPE: usize = 0;
-    pub(super) const VERSION: usize = 1;
-    pub(super) const LENGTH: Range<usize> = 2..4;
-    pub(super) const DOMAIN: usize = 4;
-    pub(super) const MINOR_SDO: usize = 5;
-    pub(super) const FLAGS: Range<usize> = 6..8;
-    pub(super) const CORRECTION: Range<usize> = 8..16;
-    pub(super) const TYPE_SPECIFIC: Range<usize> = 16..20;
-    pub(super) const SOURCE_PORT: Range<usize> = 20..30;
-    pub(super) const SEQUENCE: Range<usize> = 30..32;
-    pub(super) const CONTROL: usize = 32;
-    pub(super) const LOG_INTERVAL: usize = 33;
+    pub(crate) const SDO_TYPE: usize = 0;
+    pub(crate) const VERSION: usize = 1;
+    pub(crate) const LENGTH: Range<usize> = 2..4;
+    pub(crate) const DOMAIN: usize = 4;
+    pub(crate) const MINOR_SDO: usize = 5;
+    pub(crate) const FLAGS: Range<usize> = 6..8;
+    pub(crate) const CORRECTION: Range<usize> = 8..16;
+    pub(crate) const TYPE_SPECIFIC: Range<usize> = 16..20;
+    pub(crate) const SOURCE_PORT: Range<usize> = 20..30;
+    pub(crate) const SEQUENCE: Range<usize> = 30..32;
+    pub(crate) const CONTROL: usize = 32;
+    pub(crate) const LOG_INTERVAL: usize = 33;
 }
 
 /// The message types (IEEE 1588-2019 Table 36).

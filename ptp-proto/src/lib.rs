@@ -29,7 +29,26 @@
     clippy::std_instead_of_alloc
 )]
 
+/// `From` both ways between a registry and its wire number, as every registry in both
+/// wire crates has: the registry keeps unknown values (`Unknown(raw)`), so both are total.
+macro_rules! wire_number {
+    ($name:ident, $raw:ty, $from:ident, $to:ident) => {
+        impl From<$raw> for $name {
+            fn from(value: $raw) -> Self {
+                Self::$from(value)
+            }
+        }
+
+        impl From<$name> for $raw {
+            fn from(value: $name) -> Self {
+                value.$to()
+            }
+        }
+    };
+}
+
 pub mod bmca;
+mod buffer;
 mod error;
 pub mod header;
 pub mod management;

@@ -2,7 +2,7 @@
 //! monitoring tool reads (what `pmc` shows).
 
 use crate::Error;
-use crate::error::read_array;
+use crate::buffer::read_array;
 use crate::types::{
     ClockIdentity, ClockQuality, DelayMechanism, PortIdentity, PortState, PtpText, PtpTimestamp,
     TimeInterval, TimeSource,
@@ -36,6 +36,8 @@ macro_rules! registry {
                 }
             }
         }
+
+        wire_number!($name, u16, from_u16, to_u16);
     };
 }
 
@@ -145,9 +147,11 @@ pub enum ManagementAction {
     Command,
     /// 4.
     Acknowledge,
-    /// 5 to 15, kept.
-    Reserved(u8),
+    /// 5 to 15 (reserved), kept.
+    Unknown(u8),
 }
+
+wire_number!(ManagementAction, u8, from_u8, to_u8);
 
 impl ManagementAction {
     /// The action of the low nibble of a byte.
@@ -158,7 +162,7 @@ impl ManagementAction {
             2 => Self::Response,
             3 => Self::Command,
             4 => Self::Acknowledge,
-            other => Self::Reserved(other),
+            other => Self::Unknown(other),
         }
     }
 
@@ -170,7 +174,7 @@ impl ManagementAction {
             Self::Response => 2,
             Self::Command => 3,
             Self::Acknowledge => 4,
-            Self::Reserved(v) => v & 0x0F,
+            Self::Unknown(v) => v & 0x0F,
         }
     }
 }
@@ -572,7 +576,7 @@ impl<'a> ManagementData<'a> {
                 return pad_even(out, len);
             }
             Self::Other(_, data) => {
-                let out = crate::error::output_prefix(out, data.len())?;
+                let out = crate::buffer::output_prefix(out, data.len())?;
                 out.copy_from_slice(data);
                 return Ok(data.len());
             }
@@ -670,7 +674,7 @@ impl<'a> ManagementData<'a> {
                 &tmp[..2]
             }
         };
-        let out = crate::error::output_prefix(out, fixed.len())?;
+        let out = crate::buffer::output_prefix(out, fixed.len())?;
         out.copy_from_slice(fixed);
         Ok(fixed.len())
     }
@@ -681,7 +685,7 @@ fn pad_even(out: &mut [u8], len: usize) -> Result<usize, Error> {
     if len % 2 == 0 {
         return Ok(len);
     }
-    *crate::error::output_prefix(out, len + 1)?
+    *crate::buffer::output_prefix(out, len + 1)?
         .last_mut()
         .ok_or(Error::BufferTooSmall {
             needed: len + 1,

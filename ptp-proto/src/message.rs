@@ -2,13 +2,32 @@
 //! 13.4-13.12), and the TLVs after it.
 
 use crate::Error;
-use crate::error::{output_prefix, read_array};
+use crate::buffer::{output_prefix, read_array};
 use crate::header::{HEADER_LEN, MessageType, PtpHeader};
 use crate::management::{ManagementBody, parse_management_body};
 use crate::tlv::{TLV_HEADER_LEN, TlvType, TlvValue, Tlvs};
 use crate::types::{
     ClockIdentity, ClockQuality, PortIdentity, PtpTimestamp, TIMESTAMP_LEN, TimeSource,
 };
+
+/// Byte offsets in the Announce body, from the body's start (IEEE 1588-2019 Table 43;
+/// byte 12 is reserved).
+mod field {
+    use core::ops::Range;
+    pub(super) const ORIGIN_TIMESTAMP: Range<usize> = 0..10;
+    pub(super) const CURRENT_UTC_OFFSET: Range<usize> = 10..12;
+    pub(super) const PRIORITY1: usize = 13;
+    pub(super) const CLOCK_QUALITY: Range<usize> = 14..18;
+    pub(super) const PRIORITY2: usize = 18;
+    pub(super) const GRANDMASTER_IDENTITY: Range<usize> = 19..27;
+    pub(super) const STEPS_REMOVED: Range<usize> = 27..29;
+    pub(super) const TIME_SOURCE: usize = 29;
+}
+
+/// A big-endian number of the bytes (at most 8).
+fn be(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |n, &b| (n << 8) | u64::from(b))
+}
 
 /// The body of an Announce message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -137,17 +156,17 @@ impl Body {
             },
             MessageType::Announce => {
                 let f: [u8; 30] = read_array(b, 0, "Announce body")?;
-                let mut gm = [0u8; 8];
-                gm.copy_from_slice(&f[19..27]);
                 Self::Announce(AnnounceBody {
-                    origin_timestamp: PtpTimestamp::parse(&f)?,
-                    current_utc_offset: i16::from_be_bytes([f[10], f[11]]),
-                    grandmaster_priority1: f[13],
-                    grandmaster_clock_quality: ClockQuality::parse(&f[14..18])?,
-                    grandmaster_priority2: f[18],
-                    grandmaster_identity: ClockIdentity(gm),
-                    steps_removed: u16::from_be_bytes([f[27], f[28]]),
-                    time_source: TimeSource::from_u8(f[29]),
+                    origin_timestamp: PtpTimestamp::parse(&f[field::ORIGIN_TIMESTAMP])?,
+                    current_utc_offset: be(&f[field::CURRENT_UTC_OFFSET]) as u16 as i16,
+                    grandmaster_priority1: f[field::PRIORITY1],
+                    grandmaster_clock_quality: ClockQuality::parse(&f[field::CLOCK_QUALITY])?,
+                    grandmaster_priority2: f[field::PRIORITY2],
+                    grandmaster_identity: ClockIdentity(
+                        be(&f[field::GRANDMASTER_IDENTITY]).to_be_bytes(),
+                    ),
+                    steps_removed: be(&f[field::STEPS_REMOVED]) as u16,
+                    time_source: TimeSource::from_u8(f[field::TIME_SOURCE]),
                 })
             }
             MessageType::Signaling => Self::Signaling {
@@ -189,14 +208,14 @@ impl Body {
                 out[TIMESTAMP_LEN..].copy_from_slice(&p.to_bytes());
             }
             Self::Announce(a) => {
-                out[..10].copy_from_slice(&a.origin_timestamp.to_bytes());
-                out[10..12].copy_from_slice(&a.current_utc_offset.to_be_bytes());
-                out[13] = a.grandmaster_priority1;
-                out[14..18].copy_from_slice(&a.grandmaster_clock_quality.to_bytes());
-                out[18] = a.grandmaster_priority2;
-                out[19..27].copy_from_slice(&a.grandmaster_identity.0);
-                out[27..29].copy_from_slice(&a.steps_removed.to_be_bytes());
-                out[29] = a.time_source.to_u8();
+                out[field::ORIGIN_TIMESTAMP].copy_from_slice(&a.origin_timestamp.to_bytes());
+                out[field::CURRENT_UTC_OFFSET].copy_from_slice(&a.current_utc_offset.to_be_bytes());
+                out[field::PRIORITY1] = a.grandmaster_priority1;
+                out[field::CLOCK_QUALITY].copy_from_slice(&a.grandmaster_clock_quality.to_bytes());
+                out[field::PRIORITY2] = a.grandmaster_priority2;
+                out[field::GRANDMASTER_IDENTITY].copy_from_slice(&a.grandmaster_identity.0);
+                out[field::STEPS_REMOVED].copy_from_slice(&a.steps_removed.to_be_bytes());
+                out[field::TIME_SOURCE] = a.time_source.to_u8();
             }
             Self::Signaling {
                 target_port_identity: p,
@@ -343,7 +362,7 @@ impl<'b> MessageWriter<'b> {
     pub fn finish(self) -> Result<usize, Error> {
         let length =
             u16::try_from(self.len).map_err(|_| Error::MessageTooLong { len: self.len })?;
-        self.buffer[2..4].copy_from_slice(&length.to_be_bytes());
+        self.buffer[crate::header::field::LENGTH].copy_from_slice(&length.to_be_bytes());
         Ok(self.len)
     }
 }

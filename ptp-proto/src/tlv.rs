@@ -3,7 +3,7 @@
 //! [`crate::MessageWriter`]. Typed TLVs implement [`TlvValue`].
 
 use crate::Error;
-use crate::error::read_array;
+use crate::buffer::read_array;
 use crate::management::{ManagementErrorId, ManagementId};
 use crate::types::{ClockIdentity, PtpText};
 
@@ -83,6 +83,8 @@ const TLV_TYPES: [(TlvType, u16); 21] = [
     (TlvType::Pad, 0x8008),
     (TlvType::Authentication, 0x8009),
 ];
+
+wire_number!(TlvType, u16, from_u16, to_u16);
 
 impl TlvType {
     /// The type of a wire value.

@@ -3,7 +3,7 @@
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::Error;
-use crate::error::{output_prefix, read_array};
+use crate::buffer::{output_prefix, read_array};
 
 /// UDP port of event messages (Sync, Delay_Req, Pdelay_Req, Pdelay_Resp).
 pub const EVENT_PORT: u16 = 319;

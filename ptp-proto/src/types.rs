@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::Error;
-use crate::error::{output_prefix, read_array};
+use crate::buffer::{output_prefix, read_array};
 
 /// Largest value of the 48-bit seconds field.
 pub const MAX_SECONDS: u64 = (1 << 48) - 1;
@@ -220,7 +220,8 @@ pub enum ClockAccuracy {
     },
     /// 0xFE: unknown.
     Unknown,
-    /// A reserved or profile-specific value.
+    /// A reserved or profile-specific value, kept. (Not `Unknown(raw)` as in the other
+    /// registries: the standard names 0xFE "unknown", which is [`Self::Unknown`].)
     Other(u8),
 }
 
@@ -255,6 +256,8 @@ const ACCURACY_FS: [u64; 27] = [
     10_000_000_000_000_000,
     u64::MAX,
 ];
+
+wire_number!(ClockAccuracy, u8, from_u8, to_u8);
 
 impl ClockAccuracy {
     /// The accuracy of a wire value.
@@ -309,6 +312,8 @@ pub enum TimeSource {
     /// Any other value, kept.
     Unknown(u8),
 }
+
+wire_number!(TimeSource, u8, from_u8, to_u8);
 
 impl TimeSource {
     /// The source of a wire value.
@@ -442,6 +447,8 @@ pub enum PortState {
     Unknown(u8),
 }
 
+wire_number!(PortState, u8, from_u8, to_u8);
+
 impl PortState {
     /// The state of a wire value.
     pub const fn from_u8(value: u8) -> Self {
@@ -493,6 +500,8 @@ pub enum DelayMechanism {
     /// Any other value, kept.
     Unknown(u8),
 }
+
+wire_number!(DelayMechanism, u8, from_u8, to_u8);
 
 impl DelayMechanism {
     /// The mechanism of a wire value.
@@ -617,6 +626,22 @@ mod tests {
             PtpText(&long).emit(&mut [0u8; 300]),
             Err(Error::TextTooLong { len: 256 })
         );
+    }
+
+    proptest! {
+        /// Every registry keeps every wire number, through `From` both ways.
+        #[test]
+        fn registries_keep_every_wire_number(b in any::<u8>(), w in any::<u16>()) {
+            prop_assert_eq!(u8::from(TimeSource::from(b)), b);
+            prop_assert_eq!(u8::from(ClockAccuracy::from(b)), b);
+            prop_assert_eq!(u8::from(DelayMechanism::from(b)), b);
+            prop_assert_eq!(u16::from(crate::tlv::TlvType::from(w)), w);
+            prop_assert_eq!(u16::from(crate::management::ManagementId::from(w)), w);
+            prop_assert_eq!(
+                u8::from(crate::management::ManagementAction::from(b & 0x0F)),
+                b & 0x0F
+            );
+        }
     }
 
     proptest! {

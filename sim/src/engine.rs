@@ -4,14 +4,17 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use tempora_clock_discipline::{ClockAction, DisciplineConfig, RfcConfig, SteeredClock};
+use tempora_clock_discipline::{DisciplineConfig, RfcConfig};
 use tempora_clock_filter::{CandidateVerdict, SelectionConfig};
-use tempora_examples::ntp::{DisciplineKind, NtpSource, NtpSystem, SourceConfig, SystemConfig};
-use tempora_examples::ptp::{Outgoing, PortConfig, PortEvent, PtpPort};
+use tempora_clock_types::{ClockAction, SteeredClock};
+use tempora_ntp::{
+    DisciplineKind, NtpSource, NtpSystem, REQUEST_LEN, SourceConfig, SystemConfig, SystemEvent,
+};
 use tempora_ntp_proto::{
     KissCode, Log2Seconds, NtpDuration, NtpHeader, ReferenceId, ServerState, Stratum,
     kiss_of_death, server_response,
 };
+use tempora_ptp::{Outgoing, PortConfig, PtpPort, Transmit};
 use tempora_ptp_proto::{
     AnnounceBody, Body, ClockAccuracy, ClockIdentity, ClockQuality, Flags, LogInterval,
     MessageType, MessageWriter, PortIdentity, PtpHeader, PtpMessage, PtpTimestamp, TimeSource,
@@ -56,10 +59,6 @@ impl<E> Queue<E> {
 }
 
 enum NtpEvent {
-    Poll {
-        node: usize,
-        source: usize,
-    },
     Request {
         server: usize,
         client: usize,
@@ -71,8 +70,10 @@ enum NtpEvent {
         source: usize,
         bytes: [u8; 48],
     },
+    /// The node's system asked to be woken (only the newest wake-up counts).
     Timer {
         node: usize,
+        generation: u64,
     },
     Sample,
     Jump {
@@ -89,6 +90,52 @@ struct SimNode {
     serve_drift: Option<(f64, f64)>,
     discipline_errors: u32,
     trace: NodeTrace,
+    /// The generation of the node's newest Timer event.
+    timer_generation: u64,
+}
+
+impl SimNode {
+    /// After the system ran: sends its requests down the links, applies its actions,
+    /// counts the updates that gave nothing, and schedules its next wake-up.
+    fn drain(&mut self, index: usize, t: i64, queue: &mut Queue<NtpEvent>, rng: &mut Rng) {
+        let Some(system) = self.system.as_mut() else {
+            return;
+        };
+        let seconds = t as f64 / NS;
+        let mut buf = [0u8; REQUEST_LEN];
+        while let Some(transmit) = system.poll_transmit(&mut buf) {
+            let (server, link) = &self.links[transmit.source];
+            if let Some(delay) = link.delay(true, seconds, rng) {
+                queue.push(
+                    t + ns(delay),
+                    NtpEvent::Request {
+                        server: *server,
+                        client: index,
+                        source: transmit.source,
+                        bytes: buf,
+                    },
+                );
+            }
+        }
+        while let Some(action) = system.poll_action() {
+            apply(&mut self.clock, &action);
+        }
+        while let Some(event) = system.poll_event() {
+            if matches!(event, SystemEvent::NotUpdated(_)) {
+                self.discipline_errors += 1;
+            }
+        }
+        if let Some(due) = system.poll_timeout() {
+            self.timer_generation += 1;
+            queue.push(
+                self.clock.true_time_of(due).max(t + 1),
+                NtpEvent::Timer {
+                    node: index,
+                    generation: self.timer_generation,
+                },
+            );
+        }
+    }
 }
 
 /// Runs a scenario with a seed; `duration` overrides the scenario's.
@@ -126,6 +173,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
             serve_drift: None,
             discipline_errors: 0,
             trace: NodeTrace::new(&spec.name),
+            timer_generation: 0,
         })
         .collect();
     for (i, node) in nodes.iter_mut().enumerate() {
@@ -145,9 +193,9 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                 .map_or(0.0, |error| error - node.clock.frequency_error_ppm());
             let Ok(()) = node.clock.set_frequency(start_ppm);
             let now = node.clock.monotonic();
-            let sources = upstreams
-                .iter()
-                .map(|_| NtpSource::new(source_config, now))
+            // Spread the first polls a little, as daemons starting together would.
+            let sources = (0..upstreams.len())
+                .map(|s| NtpSource::new(source_config, now.add_seconds(0.01 * (i * 7 + s) as f64)))
                 .collect();
             let discipline = match variant {
                 Variant::Rfc => DisciplineKind::Rfc(RfcConfig::default()),
@@ -166,13 +214,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                 start_ppm,
             ));
             node.links = upstreams.iter().map(|u| (u.node, u.link.clone())).collect();
-            for s in 0..upstreams.len() {
-                // Spread the first polls a little, as daemons starting together would.
-                queue.push(
-                    ns(0.01 * (i * 7 + s) as f64),
-                    NtpEvent::Poll { node: i, source: s },
-                );
-            }
+            node.drain(i, 0, &mut queue, &mut rng);
         }
     }
     for h in &world.happenings {
@@ -192,6 +234,8 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
         }
     }
     queue.push(0, NtpEvent::Sample);
+    // What the demo client measures of each of its servers, once a second.
+    let mut seen: Vec<Vec<(f64, f64)>> = Vec::new();
 
     while let Some((t, event)) = queue.pop() {
         if t > end {
@@ -212,6 +256,15 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                         );
                     }
                 }
+                if let Some(system) = nodes[world.client].system.as_ref() {
+                    let sources = system.sources();
+                    seen.resize_with(sources.len(), Vec::new);
+                    for (points, source) in seen.iter_mut().zip(sources) {
+                        if let Some(m) = source.last_measurement() {
+                            points.push((seconds, m.offset));
+                        }
+                    }
+                }
                 queue.push(t + ns(1.0), NtpEvent::Sample);
             }
             NtpEvent::Jump {
@@ -220,36 +273,6 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
             } => {
                 if let Some(n) = nodes.get_mut(node) {
                     n.clock.jump(jump);
-                }
-            }
-            NtpEvent::Poll { node, source } => {
-                let n = &mut nodes[node];
-                let Some(system) = n.system.as_mut() else {
-                    continue;
-                };
-                let mono = n.clock.monotonic();
-                let local = n.clock.read_ntp(&mut rng);
-                let random = rng.next_u64();
-                let src = &mut system.sources[source];
-                if let Some(bytes) = src.handle_timeout(mono, local, random) {
-                    let (server, link) = &n.links[source];
-                    if let Some(delay) = link.delay(true, seconds, &mut rng) {
-                        queue.push(
-                            t + ns(delay),
-                            NtpEvent::Request {
-                                server: *server,
-                                client: node,
-                                source,
-                                bytes,
-                            },
-                        );
-                    }
-                }
-                if let Some(due) = src.poll_timeout() {
-                    queue.push(
-                        n.clock.true_time_of(due).max(t + 1),
-                        NtpEvent::Poll { node, source },
-                    );
                 }
             }
             NtpEvent::Request {
@@ -285,48 +308,35 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                 };
                 let mono = n.clock.monotonic();
                 let t4 = n.clock.read_ntp(&mut rng);
-                let outcome = system.sources[source].handle_response(&bytes, t4, mono);
-                if matches!(outcome, tempora_examples::ntp::ResponseOutcome::Measured(_)) {
-                    match system.update(mono) {
-                        Ok(actions) => {
-                            for action in &actions {
-                                apply(&mut n.clock, action);
-                            }
-                        }
-                        Err(_) => n.discipline_errors += 1,
-                    }
-                    if let Some(due) = system.poll_timeout() {
-                        queue.push(
-                            n.clock.true_time_of(due).max(t + 1),
-                            NtpEvent::Timer { node: client },
-                        );
-                    }
-                }
+                system.handle_response(source, &bytes, t4, mono);
+                n.drain(client, t, &mut queue, &mut rng);
             }
-            NtpEvent::Timer { node } => {
+            NtpEvent::Timer { node, generation } => {
                 let n = &mut nodes[node];
+                if generation != n.timer_generation {
+                    continue;
+                }
                 let Some(system) = n.system.as_mut() else {
                     continue;
                 };
                 let mono = n.clock.monotonic();
-                if system.poll_timeout().is_some_and(|due| due <= mono) {
-                    for action in &system.handle_timeout(mono) {
-                        apply(&mut n.clock, action);
-                    }
-                }
-                // Not yet due (the monotonic clock rounds), or due again: wait for it.
-                if let Some(due) = system.poll_timeout() {
-                    queue.push(
-                        n.clock.true_time_of(due).max(t + 1),
-                        NtpEvent::Timer { node },
-                    );
-                }
+                let local = n.clock.read_ntp(&mut rng);
+                system.handle_timeout(mono, local, || Some(rng.next_u64()));
+                // Not yet due (the monotonic clock rounds), or due again: drain reschedules.
+                n.drain(node, t, &mut queue, &mut rng);
             }
         }
     }
 
     let client = world.client;
     let mut result = RunResult::default();
+    if let Role::Client { upstreams } = &nodes[client].role {
+        result.seen = upstreams
+            .iter()
+            .zip(seen)
+            .map(|(u, points)| (world.nodes[u.node].name.clone(), points))
+            .collect();
+    }
     for (i, node) in nodes.iter_mut().enumerate() {
         if node.system.is_none() {
             continue;
@@ -343,7 +353,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
         let Role::Client { upstreams } = &nodes[client].role else {
             return result;
         };
-        for (i, source) in system.sources.iter().enumerate() {
+        for (i, source) in system.sources().iter().enumerate() {
             let status = source.status(mono);
             let last = source.last_measurement();
             result.sources.push(SourceRow {
@@ -384,11 +394,18 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
             root_delay: estimate.map_or(0.0, |e| e.root_delay),
             root_dispersion: estimate.map_or(0.0, |e| e.root_dispersion),
             update_interval: system
-                .sources
+                .sources()
                 .iter()
                 .map(|s| f64::from(1u32 << s.poll().clamp(0, 17)))
                 .fold(f64::INFINITY, f64::min),
-            leap: estimate.map_or("Not synchronised".into(), |e| format!("{:?}", e.leap)),
+            // As chronyc words it.
+            leap: match estimate.map(|e| e.leap) {
+                Some(tempora_clock_types::Leap::None) => "Normal",
+                Some(tempora_clock_types::Leap::Insert) => "Insert second",
+                Some(tempora_clock_types::Leap::Delete) => "Delete second",
+                _ => "Not synchronised",
+            }
+            .into(),
             updates: system.updates(),
         });
     }
@@ -532,7 +549,6 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
     queue.push(ns(0.1), PtpEvent::Announce);
     queue.push(ns(0.5), PtpEvent::Sync);
     queue.push(0, PtpEvent::Sample);
-    let mut events = Vec::new();
     while let Some((t, event)) = queue.pop() {
         if t > end {
             break;
@@ -541,7 +557,6 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
         let seconds = t as f64 / NS;
         let mut port_ran = false;
         let mut buf = [0u8; 128];
-        let mut outgoing = None;
         match event {
             PtpEvent::Sample => {
                 trace.record(seconds, slave.error(), slave.frequency_error_ppm());
@@ -592,12 +607,12 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
             PtpEvent::ToSlave { bytes } => {
                 let rx =
                     slave.read_ns(0.0, &mut rng) + (noise * rng.uniform() * NS).round() as i128;
-                port.handle_message(&bytes, rx, slave.monotonic(), &mut events);
+                port.handle_message(&bytes, rx, slave.monotonic());
                 port_ran = true;
             }
             PtpEvent::PortTimer(generation) => {
                 if generation == timer_generation {
-                    outgoing = port.handle_timeout(slave.monotonic(), &mut buf, &mut events);
+                    port.handle_timeout(slave.monotonic());
                     port_ran = true;
                 }
             }
@@ -626,11 +641,11 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
             continue;
         }
         // What the port sends: Delay_Req to the master, stamped as it leaves.
-        while let Some((len, kind)) = outgoing.take().or_else(|| port.poll_transmit(&mut buf)) {
+        while let Some(Transmit { len, kind }) = port.poll_transmit(&mut buf) {
             if kind.is_event() {
                 let t3 =
                     slave.read_ns(0.0, &mut rng) + (noise * rng.uniform() * NS).round() as i128;
-                port.transmitted(kind, t3);
+                port.handle_transmit_timestamp(kind, t3);
             }
             if kind == Outgoing::DelayReq {
                 if let Some(d) = world.link.delay(true, seconds, &mut rng) {
@@ -643,17 +658,11 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
                 }
             }
         }
-        for event in events.drain(..) {
-            if let PortEvent::Sample(sample) = event {
-                if sample.spike {
-                    continue;
-                }
-                if let Some(step) = sample.step {
-                    let Ok(()) = slave.step(step);
-                }
-                let Ok(()) = slave.set_frequency(sample.frequency_ppb / 1000.0);
-            }
+        // The servo's steps and frequencies, as the daemon applies them.
+        while let Some(action) = port.poll_action() {
+            let Ok(()) = slave.apply(&action);
         }
+        while port.poll_event().is_some() {}
         // Wake the port when it asks (one pending wake-up at a time).
         if let Some(at) = port.poll_timeout() {
             timer_generation += 1;

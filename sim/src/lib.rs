@@ -3,8 +3,8 @@
 //!
 //! Clocks have an initial offset, a frequency error, random-walk wander, read noise and a
 //! kernel-like frequency limit and slew; they are steered by the very same
-//! [`tempora_clock_discipline::ClockAction`]s as real clocks, through the same
-//! [`tempora_clock_discipline::SteeredClock`] trait sys-clock implements. Links have a
+//! [`tempora_clock_types::ClockAction`]s as real clocks, through the same
+//! [`tempora_clock_types::SteeredClock`] trait sys-clock implements. Links have a
 //! base delay and jitter from several distributions per direction, loss, delay steps and
 //! outages. Nodes run the real client core of `tempora-examples` (sources, selection,
 //! discipline) and answer with `tempora-ntp-proto`; a PTP master and slave exchange real

@@ -173,6 +173,7 @@ fn body(args: &Args, out: &mut String) -> ExitCode {
     if !result.sources.is_empty() {
         let _ = writeln!(out, "{}", report::sources(&result));
         let _ = writeln!(out, "{}", report::tracking(&result));
+        let _ = writeln!(out, "{}", report::seen(&result));
     }
     let _ = write!(out, "{}", report::summary(&result));
     let path = args
@@ -183,7 +184,8 @@ fn body(args: &Args, out: &mut String) -> ExitCode {
         Ok(()) => {
             let _ = writeln!(
                 out,
-                "\nPlot of every node's true offset: {}",
+                "\nPlot of every node's true offset and of what the client measures of \
+                 each server: {}",
                 path.display()
             );
         }

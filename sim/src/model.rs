@@ -2,8 +2,8 @@
 
 use std::convert::Infallible;
 
-use tempora_clock_discipline::{LeapAction, SteeredClock, SyncStatus};
-use tempora_clock_filter::LocalInstant;
+use tempora_clock_types::LocalInstant;
+use tempora_clock_types::{LeapAction, SteeredClock, SyncStatus};
 use tempora_ntp_proto::{NtpTimestamp, UnixTime};
 
 /// A small, fast, seeded generator (xoshiro256**): the same seed gives the same run.
@@ -88,7 +88,7 @@ impl ClockSpec {
 
 /// A simulated clock, steered by the same [`ClockAction`]s as a real one.
 ///
-/// [`ClockAction`]: tempora_clock_discipline::ClockAction
+/// [`ClockAction`]: tempora_clock_types::ClockAction
 #[derive(Clone, Debug)]
 pub struct SimClock {
     spec: ClockSpec,

@@ -103,6 +103,34 @@ pub fn tracking(result: &RunResult) -> String {
     out
 }
 
+/// What the client measured of each server, every tenth of the run: where a server
+/// serves bad time while its own clock stays true, this is where it shows.
+pub fn seen(result: &RunResult) -> String {
+    let mut out = String::new();
+    if result.seen.is_empty() {
+        return out;
+    }
+    let _ = write!(
+        out,
+        "What the client measures of each server (server - client)\n{:>8}",
+        "time"
+    );
+    for (name, _) in &result.seen {
+        let _ = write!(out, " {name:>9}");
+    }
+    let _ = writeln!(out);
+    for k in 1..=10 {
+        let at = result.duration * f64::from(k) / 10.0;
+        let _ = write!(out, "{:>7.0}s", at);
+        for (_, points) in &result.seen {
+            let last = points.iter().take_while(|(t, _)| *t <= at).last();
+            let _ = write!(out, " {:>9}", last.map_or("-".into(), |(_, o)| human(*o)));
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
 /// Statistics of every node and the bars of the tracked one.
 pub fn summary(result: &RunResult) -> String {
     let mut out = String::new();
@@ -137,20 +165,43 @@ pub fn summary(result: &RunResult) -> String {
     for c in &result.checks {
         let _ = writeln!(
             out,
-            "  {} {:<40} {:>12.6e} (bar {:.6e})",
+            "  {} {:<38} {}",
             if c.passed { "PASS" } else { "FAIL" },
             c.what,
-            c.measured,
-            c.bar
+            bar_text(&c.what, c.measured, c.bar)
         );
     }
     out
 }
 
+/// A measured value against its bar in the bar's unit: "226 s (bar 400 s)", "85us (bar
+/// 1ms)", "0.012 ppm (bar 0.100 ppm)".
+fn bar_text(what: &str, measured: f64, bar: f64) -> String {
+    if what.contains("(ppm)") {
+        format!("{measured:.3} ppm (bar {bar:.3} ppm)")
+    } else if what.starts_with("sync time") {
+        let m = if measured.is_finite() {
+            format!("{measured:.0} s")
+        } else {
+            "never".into()
+        };
+        format!("{m} (bar {bar:.0} s)")
+    } else {
+        format!("{} (bar {})", unsigned(measured), unsigned(bar))
+    }
+}
+
 /// Draws every node's true offset over time.
 pub fn svg(result: &RunResult, path: &Path) -> Result<(), String> {
-    let root = SVGBackend::new(path, (1000, 500)).into_drawing_area();
+    let height = if result.seen.is_empty() { 500 } else { 900 };
+    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (top, bottom) = if result.seen.is_empty() {
+        (root.clone(), None)
+    } else {
+        let (a, b) = root.split_vertically(450);
+        (a, Some(b))
+    };
     // Clip the y range to the scale of the settled part, so a start far off does not
     // flatten the rest (the first seconds are then cut off at the edge).
     let settled = |n: &crate::stats::NodeTrace| {
@@ -172,9 +223,9 @@ pub fn svg(result: &RunResult, path: &Path) -> Result<(), String> {
     } else {
         "ms"
     };
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(&top)
         .caption(
-            format!("{}: true offset of each node", result.scenario),
+            format!("{}: true offset of each node's clock", result.scenario),
             ("sans-serif", 20),
         )
         .margin(12)
@@ -207,5 +258,69 @@ pub fn svg(result: &RunResult, path: &Path) -> Result<(), String> {
         .border_style(BLACK)
         .draw()
         .map_err(|e| e.to_string())?;
+    if let Some(area) = bottom {
+        seen_chart(result, &area)?;
+    }
     root.present().map_err(|e| e.to_string())
+}
+
+/// What the demo client measured of each server: where a server serves bad time while
+/// its own clock stays true, this is where it shows.
+fn seen_chart<DB: DrawingBackend>(
+    result: &RunResult,
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<(), String> {
+    // The scale of the honest servers' offsets (the median server's largest), so the
+    // drifting one runs off the top and the others stay readable.
+    let mut spans: Vec<f64> = result
+        .seen
+        .iter()
+        .map(|(_, p)| {
+            let n = p.len();
+            p.iter()
+                .skip(n / 10)
+                .fold(1e-9f64, |m, (_, o)| m.max(o.abs()))
+        })
+        .collect();
+    spans.sort_by(f64::total_cmp);
+    let span = spans.get(spans.len() / 2).copied().unwrap_or(1e-3) * 4.0;
+    let (scale, unit) = if span < 1e-3 {
+        (1e6, "us")
+    } else {
+        (1e3, "ms")
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "what the client measures of each server (server - client)",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(35)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..result.duration, -span * scale..span * scale)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(format!("measured offset ({unit})"))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (name, points)) in result.seen.iter().enumerate() {
+        let color = Palette99::pick(i + 5).to_rgba();
+        let clipped = points
+            .iter()
+            .map(|(t, o)| (*t, (o * scale).clamp(-span * scale, span * scale)));
+        chart
+            .draw_series(LineSeries::new(clipped, color.stroke_width(1)))
+            .map_err(|e| e.to_string())?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The scenarios: what the world looks like, and the bars a run must meet.
 
 use tempora_clock_discipline::{PiServoConfig, StepMode, StepPolicy};
-use tempora_examples::ntp::Estimator;
+use tempora_ntp::Estimator;
 
 use crate::model::{ClockSpec, Direction, Jitter, Link, LinkEvent};
 
@@ -209,7 +209,7 @@ pub fn all() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "hierarchy",
-            description: "stratum 1 -> stratum 2 -> three stratum 3 -> client at stratum 4; one stratum 3 drifts away at 1200 s",
+            description: "stratum 1 -> stratum 2 -> three stratum 3 -> client at stratum 4; from 1200 s one stratum 3 (s3-c) serves time that drifts away at 50 ppm while its own clock stays true",
             duration: 3600.0,
             world: ntp(
                 vec![

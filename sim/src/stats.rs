@@ -176,6 +176,9 @@ pub struct RunResult {
     pub tracking: Option<Tracking>,
     /// The bars of the tracked node.
     pub checks: Vec<BarCheck>,
+    /// What the demo client measured of each server over time: (name, [(time s, the
+    /// server's offset from the client s)]), one point a second while it has a sample.
+    pub seen: Vec<(String, Vec<(f64, f64)>)>,
 }
 
 impl RunResult {

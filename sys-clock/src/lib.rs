@@ -5,7 +5,7 @@
 //!   beyond ±500 ppm, as chrony does), steps (ADJ_SETOFFSET | ADJ_NANO), arms leap
 //!   seconds, sets the TAI offset, reports synchronisation (so the kernel's 11-minute RTC
 //!   mode works), turns the kernel PLL off. Implements
-//!   [`tempora_clock_discipline::SteeredClock`].
+//!   [`tempora_clock_types::SteeredClock`].
 //! - [`PhcClock`]: a PTP hardware clock (`/dev/ptpN`, or an interface's via ethtool):
 //!   capabilities, reading, frequency within max_adj, steps, and the PHC-to-system offset
 //!   by PTP_SYS_OFFSET_PRECISE, _EXTENDED or PTP_SYS_OFFSET with the shortest window of N

@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use tempora_clock_discipline::{LeapAction, SteeredClock, SyncStatus};
+use tempora_clock_types::{LeapAction, SteeredClock, SyncStatus};
 
 use crate::Error;
 use crate::timex::{KernelTime, clock_adjtime, gettime, nominal_tick, read_state, step};

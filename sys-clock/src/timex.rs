@@ -1,6 +1,6 @@
 //! The kernel's clock state (`struct timex`) as a typed value, and the system clock.
 
-use tempora_clock_discipline::{LeapAction, SteeredClock, SyncStatus};
+use tempora_clock_types::{LeapAction, SteeredClock, SyncStatus};
 
 use crate::Error;
 

@@ -15,25 +15,113 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use clap::{Args, Parser, Subcommand};
 use tempora_examples::http::{StatusServer, get};
-use tempora_examples::ntp::client::{ClientConfig, render_status, status_handler};
-use tempora_examples::ntp::query::{QueryConfig, query, render};
-use tempora_examples::ntp::upstream::{ClientStatus, Upstream};
+use tempora_examples::ntp_client::query::{QueryConfig, query, render};
+use tempora_examples::ntp_client::{
+    ClientConfig, ClientRuntime, ClientStatus, render_status, status_handler,
+};
 
-const USAGE: &str = "usage:
-  ntp-client query [--json] [--samples N] [--timeout S] HOST[:PORT]...
-      Asks every address of every host a short burst, prints what each answered and the
-      selected, combined offset; changes nothing. Exit 0 with a sane estimate, 1 with a
-      one-line reason otherwise.
-  ntp-client run [--config FILE] [--observe] [--server HOST]... [--status-listen ADDR]
-      The daemon: polls the sources, selects, steers the system clock (observe-only
-      without CAP_SYS_TIME or with --observe). Every config key is in the README.
-  ntp-client status [--json] [--address ADDR]
-      The running daemon's sources and tracking tables (default 127.0.0.1:9124).
-  ntp-client wait [--bound S] [--timeout S] [--address ADDR]
-      Exits 0 once the daemon is synchronised with |offset| within the bound (default
-      0.1 s), 1 at the timeout (default 300 s): for boot ordering.
-Exit status 2: bad arguments.";
+/// Asks NTP servers the time, runs the client daemon, and reads its status.
+#[derive(Parser)]
+#[command(name = "ntp-client", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Asks every address of every host a short burst, prints what each answered and the
+    /// selected, combined offset; changes nothing. Exit 0 with a sane estimate, 1 with a
+    /// one-line reason otherwise (like `ntpdate -q` or `sntp`).
+    Query(QueryArgs),
+    /// The daemon: polls the sources, selects, steers the system clock (observe-only
+    /// without CAP_SYS_TIME or with --observe). Every config key is in docs/ntp-client.md.
+    Run(RunArgs),
+    /// The running daemon's sources and tracking tables, as chronyc prints them.
+    Status(StatusArgs),
+    /// Exits 0 once the daemon is synchronised with |offset| within the bound, 1 at the
+    /// timeout: for boot ordering.
+    Wait(WaitArgs),
+    /// Prints a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Requests per address.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    samples: u32,
+    /// Seconds to wait for each answer (more than 0, at most 60).
+    #[arg(long, default_value_t = 1.0, value_parser = seconds_up_to_60)]
+    timeout: f64,
+    /// Servers, HOST or HOST:PORT.
+    #[arg(required = true, value_name = "HOST[:PORT]")]
+    hosts: Vec<String>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The TOML configuration file; the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<String>,
+    /// Measure and report, never steer.
+    #[arg(long)]
+    observe: bool,
+    /// A server to poll (repeatable; replaces the file's `servers`).
+    #[arg(long = "server", value_name = "HOST[:PORT]")]
+    servers: Vec<String>,
+    /// Serve /status and /metrics here.
+    #[arg(long, value_name = "ADDR:PORT")]
+    status_listen: Option<SocketAddr>,
+    /// error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Where the daemon serves its status.
+    #[arg(long, default_value = "127.0.0.1:9124", value_name = "ADDR:PORT")]
+    address: SocketAddr,
+}
+
+#[derive(Args)]
+struct WaitArgs {
+    /// The largest |offset| that counts as synchronised, seconds.
+    #[arg(long, default_value_t = 0.1, value_parser = positive_seconds)]
+    bound: f64,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300.0, value_parser = positive_seconds)]
+    timeout: f64,
+    /// Where the daemon serves its status.
+    #[arg(long, default_value = "127.0.0.1:9124", value_name = "ADDR:PORT")]
+    address: SocketAddr,
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err("a positive number of seconds".into()),
+    }
+}
+
+fn seconds_up_to_60(text: &str) -> Result<f64, String> {
+    positive_seconds(text)
+        .ok()
+        .filter(|v| *v <= 60.0)
+        .ok_or_else(|| "seconds, more than 0 and at most 60".into())
+}
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("ntp-client: {message}");
@@ -41,59 +129,27 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() {
-        return fail(USAGE);
-    }
-    let command = args.remove(0);
-    match command.as_str() {
-        "query" => query_command(args),
-        "run" => run_command(args),
-        "status" => status_command(args),
-        "wait" => wait_command(args),
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
+    match Cli::parse().command {
+        Command::Query(a) => query_command(a),
+        Command::Run(a) => run_command(a),
+        Command::Status(a) => status_command(a),
+        Command::Wait(a) => wait_command(a),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "ntp-client", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        other => fail(format!("unknown command {other:?}\n{USAGE}")),
     }
 }
 
-fn query_command(args: Vec<String>) -> ExitCode {
-    let mut config = QueryConfig::default();
-    let mut json = false;
-    let mut hosts = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--json" => json = true,
-            "--samples" => match args
-                .next()
-                .and_then(|v| v.parse::<u32>().ok())
-                .filter(|n| (1..=64).contains(n))
-            {
-                Some(n) => config.samples = n,
-                None => return fail("--samples takes a number from 1 to 64"),
-            },
-            "--timeout" => match args
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|t| *t > 0.0 && *t <= 60.0)
-            {
-                Some(t) => config.timeout = Duration::from_secs_f64(t),
-                None => return fail("--timeout takes seconds, more than 0 and at most 60"),
-            },
-            other if other.starts_with("--") => {
-                return fail(format!("unknown option {other:?}\n{USAGE}"));
-            }
-            host => hosts.push(host.to_string()),
-        }
-    }
-    if hosts.is_empty() {
-        return fail(format!("no server given\n{USAGE}"));
-    }
-    let report = query(&hosts, &config);
-    let text = if json {
+fn query_command(args: QueryArgs) -> ExitCode {
+    let config = QueryConfig {
+        samples: args.samples,
+        timeout: Duration::from_secs_f64(args.timeout),
+        ..QueryConfig::default()
+    };
+    let report = query(&args.hosts, &config);
+    let text = if args.json {
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
     } else {
         render(&report)
@@ -108,47 +164,26 @@ fn query_command(args: Vec<String>) -> ExitCode {
     }
 }
 
-fn run_command(args: Vec<String>) -> ExitCode {
+fn run_command(args: RunArgs) -> ExitCode {
     let mut config = ClientConfig::default();
-    let mut from_file = false;
-    if let Some(i) = args.iter().position(|a| a == "--config") {
-        let Some(path) = args.get(i + 1) else {
-            return fail("--config takes a file");
-        };
+    if let Some(path) = &args.config {
         config = match ClientConfig::from_file(path) {
             Ok(c) => c,
             Err(e) => return fail(e),
         };
-        from_file = true;
     }
-    let mut servers = Vec::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--config" => {
-                it.next();
-            }
-            "--observe" => config.observe = true,
-            "--server" => match it.next() {
-                Some(s) => servers.push(s.clone()),
-                None => return fail("--server takes HOST[:PORT]"),
-            },
-            "--status-listen" => match it.next().and_then(|a| a.parse::<SocketAddr>().ok()) {
-                Some(a) => config.status_listen = a,
-                None => return fail("--status-listen takes ADDR:PORT"),
-            },
-            "--log-level" => match it.next() {
-                Some(l) => config.log_level = l.clone(),
-                None => return fail("--log-level takes a level"),
-            },
-            other => return fail(format!("unknown argument {other:?}\n{USAGE}")),
-        }
+    config.observe |= args.observe;
+    if !args.servers.is_empty() {
+        config.upstream.servers = args.servers;
     }
-    if !servers.is_empty() {
-        config.servers = servers;
+    if let Some(a) = args.status_listen {
+        config.status_listen = a;
+    }
+    if let Some(l) = args.log_level {
+        config.log_level = l;
     }
     if let Err(e) = config.validate() {
-        return fail(if from_file {
+        return fail(if args.config.is_some() {
             e.to_string()
         } else {
             format!("{e} (use --config FILE or --server HOST)")
@@ -159,14 +194,15 @@ fn run_command(args: Vec<String>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot handle signals: {e}")),
     };
-    let upstream = match Upstream::start(config.upstream()) {
+    let upstream = config.upstream.clone();
+    let runtime = match ClientRuntime::start(config.upstream.clone(), config.observe) {
         Ok(u) => Arc::new(u),
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let status = match StatusServer::start(config.status_listen, status_handler(upstream.clone())) {
+    let status = match StatusServer::start(config.status_listen, status_handler(runtime.clone())) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("cannot serve status on {}: {e}", config.status_listen);
@@ -175,13 +211,15 @@ fn run_command(args: Vec<String>) -> ExitCode {
     };
     tracing::info!(
         "polling {} source(s); status on http://{}/status, metrics on /metrics",
-        config.servers.len() + config.pools.len() * config.pool_size + config.refclock.len(),
+        upstream.servers.len()
+            + upstream.pools.len() * upstream.pool_size
+            + upstream.refclock.len(),
         status.address()
     );
     let mut last_sync = false;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
-        let s = upstream.status();
+        let s = runtime.status();
         if s.tracking.synchronised != last_sync {
             last_sync = s.tracking.synchronised;
             if last_sync {
@@ -197,7 +235,7 @@ fn run_command(args: Vec<String>) -> ExitCode {
         }
     }
     drop(status);
-    upstream.stop();
+    runtime.stop();
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
@@ -209,29 +247,10 @@ fn fetch_status(address: SocketAddr) -> Result<ClientStatus, String> {
     serde_json::from_str(&body).map_err(|e| format!("unreadable status from {address}: {e}"))
 }
 
-fn address_option(args: &[String]) -> Result<SocketAddr, String> {
-    match args.iter().position(|a| a == "--address") {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| "--address takes ADDR:PORT".to_string()),
-        None => Ok(ClientConfig::default().status_listen),
-    }
-}
-
-fn status_command(args: Vec<String>) -> ExitCode {
-    let address = match address_option(&args) {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
-    for a in args.iter().filter(|a| a.starts_with("--")) {
-        if a != "--json" && a != "--address" {
-            return fail(format!("unknown option {a:?}"));
-        }
-    }
-    match fetch_status(address) {
+fn status_command(args: StatusArgs) -> ExitCode {
+    match fetch_status(args.address) {
         Ok(s) => {
-            let text = if args.iter().any(|a| a == "--json") {
+            let text = if args.json {
                 serde_json::to_string_pretty(&s).unwrap_or_default() + "\n"
             } else {
                 render_status(&s)
@@ -246,26 +265,8 @@ fn status_command(args: Vec<String>) -> ExitCode {
     }
 }
 
-fn number_option(args: &[String], name: &str, default: f64) -> Result<f64, String> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|v| *v > 0.0 && v.is_finite())
-            .ok_or_else(|| format!("{name} takes a positive number of seconds")),
-        None => Ok(default),
-    }
-}
-
-fn wait_command(args: Vec<String>) -> ExitCode {
-    let (address, bound, timeout) = match (
-        address_option(&args),
-        number_option(&args, "--bound", 0.1),
-        number_option(&args, "--timeout", 300.0),
-    ) {
-        (Ok(a), Ok(b), Ok(t)) => (a, b, t),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return fail(e),
-    };
+fn wait_command(args: WaitArgs) -> ExitCode {
+    let (address, bound, timeout) = (args.address, args.bound, args.timeout);
     let end = Instant::now() + Duration::from_secs_f64(timeout);
     let mut last = String::from("no status yet");
     while Instant::now() < end {

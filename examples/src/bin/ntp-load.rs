@@ -17,11 +17,40 @@ use std::time::{Duration, Instant};
 use tempora_ntp_proto::{KissCode, NtpHeader, ReferenceIdKind, Stratum, Version, client_request};
 use tempora_sys_clock::{BatchOptions, BatchSocket, MAX_BATCH, RecvMeta, SendItem};
 
-const USAGE: &str = "usage: ntp-load [--duration S] [--rate R] [--in-flight N] [--sockets K]
-                [--timeout S] [--json] ADDR:PORT
-  Loads an NTP server on loopback or a private network (your own test namespaces) and
-  reports responses/s, p50/p99/max round trip, timeouts, malformed answers and kisses.
-  Defaults: 10 s, 500000/s, 256 in flight, 16 sockets, 1 s timeout; duration at most 60 s.";
+/// Loads an NTP server on loopback or a private network (your own test namespaces) and
+/// reports responses/s, p50/p99/max round trip, timeouts, malformed answers and kisses.
+#[derive(clap::Parser)]
+#[command(name = "ntp-load", version, about)]
+struct Cli {
+    /// Seconds to run (at most 60).
+    #[arg(long, default_value_t = 10.0, value_parser = range(0.1, 60.0))]
+    duration: f64,
+    /// Requests per second at most.
+    #[arg(long, default_value_t = 500_000.0, value_parser = range(1.0, 10_000_000.0))]
+    rate: f64,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    in_flight: u32,
+    /// Source ports (sockets).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    sockets: u32,
+    /// Seconds before a request counts as lost.
+    #[arg(long, default_value_t = 1.0, value_parser = range(0.001, 10.0))]
+    timeout: f64,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The server, ADDR:PORT.
+    target: SocketAddr,
+}
+
+/// A parser for numbers from `lo` to `hi`.
+fn range(lo: f64, hi: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
+    move |text: &str| match text.parse::<f64>() {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(format!("a number from {lo} to {hi}")),
+    }
+}
 
 struct Options {
     target: SocketAddr,
@@ -46,50 +75,22 @@ fn allowed(ip: IpAddr) -> bool {
 }
 
 fn parse() -> Result<Options, String> {
-    let mut o = Options {
-        target: SocketAddr::from(([127, 0, 0, 1], 123)),
-        duration: Duration::from_secs(10),
-        rate: 500_000.0,
-        in_flight: 256,
-        sockets: 16,
-        timeout: Duration::from_secs(1),
-        json: false,
-    };
-    let mut target = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut num = |name: &str, lo: f64, hi: f64| -> Result<f64, String> {
-            args.next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|v| (lo..=hi).contains(v))
-                .ok_or_else(|| format!("{name} takes a number from {lo} to {hi}"))
-        };
-        match a.as_str() {
-            "--duration" => o.duration = Duration::from_secs_f64(num("--duration", 0.1, 60.0)?),
-            "--rate" => o.rate = num("--rate", 1.0, 10_000_000.0)?,
-            "--in-flight" => o.in_flight = num("--in-flight", 1.0, 65_536.0)? as usize,
-            "--sockets" => o.sockets = num("--sockets", 1.0, 1024.0)? as usize,
-            "--timeout" => o.timeout = Duration::from_secs_f64(num("--timeout", 0.001, 10.0)?),
-            "--json" => o.json = true,
-            "-h" | "--help" => return Err(USAGE.into()),
-            t if !t.starts_with("--") => {
-                target = Some(
-                    t.parse::<SocketAddr>()
-                        .map_err(|_| format!("{t:?} is not ADDR:PORT"))?,
-                );
-            }
-            other => return Err(format!("unknown option {other:?}\n{USAGE}")),
-        }
-    }
-    o.target = target.ok_or_else(|| format!("no target\n{USAGE}"))?;
-    if !allowed(o.target.ip()) {
+    let cli = <Cli as clap::Parser>::parse();
+    if !allowed(cli.target.ip()) {
         return Err(format!(
             "{} is neither loopback nor a private address: ntp-load is for your own test servers",
-            o.target
+            cli.target
         ));
     }
-    o.sockets = o.sockets.min(o.in_flight);
-    Ok(o)
+    Ok(Options {
+        target: cli.target,
+        duration: Duration::from_secs_f64(cli.duration),
+        rate: cli.rate,
+        in_flight: cli.in_flight as usize,
+        sockets: (cli.sockets as usize).min(cli.in_flight as usize),
+        timeout: Duration::from_secs_f64(cli.timeout),
+        json: cli.json,
+    })
 }
 
 /// Round trips in microseconds, 1 µs buckets up to 1 s.

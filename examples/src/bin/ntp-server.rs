@@ -6,15 +6,52 @@
 //!            [--observe] [--check-config]
 //! ```
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
-use tempora_examples::ntp::server::{NtpServer, ServerConfig, TimeSource};
 
-const USAGE: &str = "usage: ntp-server [--config FILE] [--listen ADDR:PORT]... [--threads N]
-                  [--local-stratum N | --kernel | --upstream HOST...]
-                  [--metrics ADDR:PORT] [--log-level LEVEL] [--observe] [--check-config]
-  Serves NTP on the given addresses (default 0.0.0.0:123 and [::]:123). Flags override
-  the TOML file; every key is documented in the README. --check-config parses the
-  configuration, prints it as TOML and exits.";
+use clap::Parser;
+use tempora_examples::ntp_client::UpstreamConfig;
+use tempora_examples::ntp_server::{NtpServer, ServerConfig, TimeSource};
+
+/// Serves NTP on the given addresses (default 0.0.0.0:123 and [::]:123). Flags override
+/// the TOML file; every key is in docs/ntp-server.md.
+#[derive(Parser)]
+#[command(name = "ntp-server", version, about)]
+struct Cli {
+    /// The TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<String>,
+    /// An address to serve on (repeatable; replaces the file's `listen`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Sockets and threads per address (0: one per CPU).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Serve the local clock at this stratum (1-15), as chrony's `local stratum N`.
+    #[arg(long, value_name = "N", group = "source")]
+    local_stratum: Option<u8>,
+    /// Serve whatever disciplines the kernel clock (its adjtimex state).
+    #[arg(long, group = "source")]
+    kernel: bool,
+    /// An upstream server to follow: a boundary server (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]", group = "source")]
+    upstream: Vec<String>,
+    /// Serve Prometheus /metrics and JSON /status here.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
+    /// error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// With an upstream source: never steer the clock.
+    #[arg(long)]
+    observe: bool,
+    /// Check the configuration, print it as TOML and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Print a completion script for a shell (bash, zsh, fish, ...) and exit.
+    #[arg(long, value_name = "SHELL")]
+    completions: Option<clap_complete::Shell>,
+}
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("ntp-server: {message}");
@@ -22,84 +59,48 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = Cli::parse();
+    if let Some(shell) = cli.completions {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "ntp-server", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let mut config = ServerConfig::default();
-    if let Some(i) = args.iter().position(|a| a == "--config") {
-        let Some(path) = args.get(i + 1) else {
-            return fail("--config takes a file");
-        };
+    if let Some(path) = &cli.config {
         config = match ServerConfig::from_file(path) {
             Ok(c) => c,
             Err(e) => return fail(e),
         };
     }
-    let mut listen = Vec::new();
-    let mut upstream = Vec::new();
-    let mut check = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} takes a value"))
-        };
-        let result: Result<(), String> =
-            (|| {
-                match arg.as_str() {
-                    "--config" => {
-                        value("--config")?;
-                    }
-                    "--listen" => listen.push(value("--listen")?.parse().map_err(
-                        |_| "--listen takes ADDR:PORT, e.g. 127.0.0.1:123 or [::1]:123",
-                    )?),
-                    "--threads" => {
-                        config.threads = value("--threads")?
-                            .parse()
-                            .map_err(|_| "--threads takes a number (0: one per CPU)")?;
-                    }
-                    "--local-stratum" => {
-                        config.source = TimeSource::Local {
-                            stratum: value("--local-stratum")?
-                                .parse()
-                                .map_err(|_| "--local-stratum takes 1-15")?,
-                        };
-                    }
-                    "--kernel" => {
-                        config.source = TimeSource::Kernel {
-                            stratum: 1,
-                            reference_id: "KERN".into(),
-                        };
-                    }
-                    "--upstream" => upstream.push(value("--upstream")?),
-                    "--metrics" => {
-                        config.metrics_listen = Some(
-                            value("--metrics")?
-                                .parse()
-                                .map_err(|_| "--metrics takes ADDR:PORT, e.g. 127.0.0.1:9123")?,
-                        );
-                    }
-                    "--log-level" => config.log_level = value("--log-level")?,
-                    "--observe" => config.observe = true,
-                    "--check-config" => check = true,
-                    "-h" | "--help" => return Err(USAGE.into()),
-                    other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-                }
-                Ok(())
-            })();
-        if let Err(e) = result {
-            return fail(e);
-        }
+    if !cli.listen.is_empty() {
+        config.listen = cli.listen;
     }
-    if !listen.is_empty() {
-        config.listen = listen;
+    if let Some(n) = cli.threads {
+        config.threads = n;
     }
-    if !upstream.is_empty() {
-        config.source = TimeSource::Upstream {
-            servers: upstream,
-            min_poll: 6,
-            max_poll: 10,
+    if let Some(stratum) = cli.local_stratum {
+        config.source = TimeSource::Local { stratum };
+    }
+    if cli.kernel {
+        config.source = TimeSource::Kernel {
+            stratum: 1,
+            reference_id: "KERN".into(),
         };
     }
+    if !cli.upstream.is_empty() {
+        config.source = TimeSource::Upstream(UpstreamConfig {
+            servers: cli.upstream,
+            ..UpstreamConfig::default()
+        });
+    }
+    if let Some(m) = cli.metrics {
+        config.metrics_listen = Some(m);
+    }
+    if let Some(l) = cli.log_level {
+        config.log_level = l;
+    }
+    config.observe |= cli.observe;
+    let check = cli.check_config;
     if let Err(e) = config.validate() {
         return fail(e);
     }

@@ -14,17 +14,21 @@ use std::time::{Duration, Instant};
 
 use tempora_sys_clock::{BatchOptions, BatchSocket, MAX_BATCH, RecvMeta, SendItem};
 
+/// Echoes every UDP datagram back as it came, in recvmmsg/sendmmsg batches: the ceiling
+/// the NTP server's throughput is measured against. Stops by itself.
+#[derive(clap::Parser)]
+#[command(name = "udp-echo", version, about)]
+struct Cli {
+    /// Where to listen, ADDR:PORT.
+    address: SocketAddr,
+    /// Seconds to run (0.1 to 600).
+    #[arg(default_value_t = 60.0)]
+    seconds: f64,
+}
+
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let Some(Ok(address)) = args.next().map(|a| a.parse::<SocketAddr>()) else {
-        eprintln!("usage: udp-echo ADDR:PORT [SECONDS]");
-        return ExitCode::from(2);
-    };
-    let seconds = args
-        .next()
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(60.0)
-        .clamp(0.1, 600.0);
+    let cli = <Cli as clap::Parser>::parse();
+    let (address, seconds) = (cli.address, cli.seconds.clamp(0.1, 600.0));
     let mut socket = match BatchSocket::bind(
         address,
         BatchOptions {

@@ -1,0 +1,72 @@
+//! What every daemon's configuration shares: TOML files read with serde, errors that name
+//! the key (and, from toml, the line), and the checks of common keys.
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a value of the wrong type (the message names the
+    /// key and the line).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// toml's message.
+        message: String,
+    },
+    /// A value of the right type but out of range.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key, dotted.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Parses TOML into a configuration type; `path` names the source in errors (toml's
+/// messages name the key and the line).
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads and parses a TOML file.
+pub fn load_toml<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    parse_toml(&text, path)
+}
+
+/// Checks a `log_level` value.
+pub fn check_log_level(value: &str) -> Result<(), ConfigError> {
+    match crate::startup::log_level(value) {
+        Some(_) => Ok(()),
+        None => Err(invalid(
+            "log_level",
+            format!("{value:?}: use {}", crate::startup::LOG_LEVELS),
+        )),
+    }
+}
+
+/// A [`ConfigError::Invalid`] for `key`.
+pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}

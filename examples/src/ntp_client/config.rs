@@ -1,0 +1,338 @@
+//! `ntp-client run`'s configuration: the time sources and how to steer from them
+//! ([`UpstreamConfig`], which `ntp-server`'s upstream source takes too), and the daemon's
+//! own keys ([`ClientConfig`]).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tempora_clock_discipline::{DisciplineConfig, PanicPolicy, StepMode, StepPolicy};
+use tempora_ntp::RefclockConfig;
+
+use crate::config::{ConfigError, check_log_level, invalid, load_toml, parse_toml};
+
+/// A PTP hardware clock used as a reference clock.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefclockEntry {
+    /// The device, e.g. `/dev/ptp0` (ptp_kvm in a VM guest).
+    pub device: String,
+    /// Poll interval, log2 seconds.
+    #[serde(default)]
+    pub poll: i8,
+    /// Added to every reading, seconds.
+    #[serde(default)]
+    pub offset: f64,
+    /// Readings per poll (the shortest window wins).
+    #[serde(default = "default_refclock_samples")]
+    pub samples: u32,
+}
+
+fn default_refclock_samples() -> u32 {
+    5
+}
+
+/// When to step.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StepConfig {
+    /// Offsets above this (seconds) are stepped, not slewed (chrony's `makestep` first
+    /// number).
+    pub threshold: f64,
+    /// Updates at start in which a step is allowed (`makestep`'s second number).
+    pub startup_updates: u32,
+    /// After start: `confirmed` (step when two updates in a row agree: VM snapshot
+    /// reverts), `never` (slew only) or `always`.
+    pub after_startup: String,
+    /// Offsets above this (seconds) are refused as insane (none: no panic threshold).
+    pub panic_threshold: Option<f64>,
+    /// What to do above the panic threshold: `refuse` (keep going, never apply it) or
+    /// `observe` (stop steering).
+    pub panic_policy: String,
+}
+
+impl Default for StepConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 1.0,
+            startup_updates: 3,
+            after_startup: "confirmed".into(),
+            panic_threshold: None,
+            panic_policy: "refuse".into(),
+        }
+    }
+}
+
+/// The time sources and how to steer from them: the top level of `ntp-client run`'s
+/// file, and `ntp-server`'s `[source]` with `kind = "upstream"`. One type, so that a key
+/// means the same in both.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Servers, HOST or HOST:PORT.
+    pub servers: Vec<String>,
+    /// Pools, HOST: `pool_size` addresses each, replaced when unreachable.
+    pub pools: Vec<String>,
+    /// Addresses per pool.
+    pub pool_size: usize,
+    /// Shortest poll, log2 seconds.
+    pub min_poll: i8,
+    /// Longest poll, log2 seconds.
+    pub max_poll: i8,
+    /// A burst of four requests at start and when unreachable.
+    pub iburst: bool,
+    /// PTP hardware clocks as reference clocks.
+    pub refclock: Vec<RefclockEntry>,
+    /// Sources that must agree before the clock is steered.
+    pub min_sources: usize,
+    /// Where the frequency is kept across restarts.
+    pub drift_file: Option<PathBuf>,
+    /// Pass leap seconds the sources announce to the kernel.
+    pub leap_to_kernel: bool,
+    /// Step policy.
+    pub step: StepConfig,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            servers: Vec::new(),
+            pools: Vec::new(),
+            pool_size: 4,
+            min_poll: 6,
+            max_poll: 10,
+            iburst: true,
+            refclock: Vec::new(),
+            min_sources: 1,
+            drift_file: None,
+            leap_to_kernel: true,
+            step: StepConfig::default(),
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// Checks values serde cannot; `prefix` is where the keys sit (`""` at the top level
+    /// of the client's file, `"source."` in the server's).
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("{prefix}{k}");
+        if self.servers.is_empty() && self.pools.is_empty() && self.refclock.is_empty() {
+            return Err(invalid(
+                &key("servers"),
+                "no time sources: give servers, pools or a refclock",
+            ));
+        }
+        if !(-6..=17).contains(&self.min_poll) {
+            return Err(invalid(&key("min_poll"), "must be -6 to 17"));
+        }
+        if !(-6..=17).contains(&self.max_poll) || self.max_poll < self.min_poll {
+            return Err(invalid(
+                &key("max_poll"),
+                "must be -6 to 17 and at least min_poll",
+            ));
+        }
+        if !(1..=16).contains(&self.pool_size) {
+            return Err(invalid(&key("pool_size"), "must be 1-16"));
+        }
+        if self.min_sources == 0 || self.min_sources > 16 {
+            return Err(invalid(&key("min_sources"), "must be 1-16"));
+        }
+        for (i, r) in self.refclock.iter().enumerate() {
+            if !r.device.starts_with('/') {
+                return Err(invalid(
+                    &key(&format!("refclock[{i}].device")),
+                    "a device path such as /dev/ptp0",
+                ));
+            }
+            if !(-4..=10).contains(&r.poll) {
+                return Err(invalid(
+                    &key(&format!("refclock[{i}].poll")),
+                    "must be -4 to 10",
+                ));
+            }
+            if !(1..=25).contains(&r.samples) {
+                return Err(invalid(
+                    &key(&format!("refclock[{i}].samples")),
+                    "must be 1-25",
+                ));
+            }
+        }
+        let s = &self.step;
+        if !s.threshold.is_finite() || s.threshold <= 0.0 {
+            return Err(invalid(
+                &key("step.threshold"),
+                "must be more than 0 seconds",
+            ));
+        }
+        if !matches!(s.after_startup.as_str(), "confirmed" | "never" | "always") {
+            return Err(invalid(
+                &key("step.after_startup"),
+                "confirmed, never or always",
+            ));
+        }
+        if s.panic_threshold
+            .is_some_and(|p| p.is_nan() || p <= s.threshold)
+        {
+            return Err(invalid(
+                &key("step.panic_threshold"),
+                "must be more than step.threshold",
+            ));
+        }
+        if !matches!(s.panic_policy.as_str(), "refuse" | "observe") {
+            return Err(invalid(&key("step.panic_policy"), "refuse or observe"));
+        }
+        Ok(())
+    }
+
+    /// The discipline the step keys make.
+    pub fn discipline(&self) -> DisciplineConfig {
+        let s = &self.step;
+        let mode = match s.after_startup.as_str() {
+            "never" => StepMode::Startup {
+                updates: s.startup_updates,
+            },
+            "always" => StepMode::Always,
+            _ => StepMode::Confirmed {
+                startup_updates: s.startup_updates,
+                confirmations: 2,
+            },
+        };
+        DisciplineConfig {
+            step: StepPolicy {
+                threshold: s.threshold,
+                mode,
+                panic_threshold: s.panic_threshold,
+                panic_policy: if s.panic_policy == "observe" {
+                    PanicPolicy::ObserveOnly
+                } else {
+                    PanicPolicy::Refuse
+                },
+                ..StepPolicy::default()
+            },
+            ..DisciplineConfig::default()
+        }
+    }
+
+    /// The reference clocks' settings for the engine.
+    pub fn refclocks(&self) -> Vec<RefclockConfig> {
+        self.refclock
+            .iter()
+            .map(|r| RefclockConfig {
+                name: r.device.clone(),
+                poll: r.poll,
+                offset: r.offset,
+                stratum: 0,
+                samples: r.samples,
+            })
+            .collect()
+    }
+}
+
+/// `ntp-client run`'s file: every key of [`UpstreamConfig`] at the top level, and the
+/// daemon's own.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct ClientConfig {
+    /// The sources and the step policy.
+    #[serde(flatten)]
+    pub upstream: UpstreamConfig,
+    /// Measure and report, never steer.
+    pub observe: bool,
+    /// `/status` and `/metrics` here (`ntp-client status` reads it).
+    pub status_listen: SocketAddr,
+    /// error, warn, info, debug or trace.
+    pub log_level: String,
+    /// Keys neither part knows: refused by [`Self::validate`], naming the first.
+    #[serde(flatten, skip_serializing)]
+    unknown: BTreeMap<String, toml::Value>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            upstream: UpstreamConfig::default(),
+            observe: false,
+            status_listen: SocketAddr::from(([127, 0, 0, 1], 9124)),
+            log_level: "info".into(),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &str) -> Result<Self, ConfigError> {
+        let config: Self = load_toml(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text and checks every value.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = parse_toml(text, "config")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot, and refuses unknown keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(key) = self.unknown.keys().next() {
+            return Err(invalid(key, "unknown key"));
+        }
+        self.upstream.validate("")?;
+        check_log_level(&self.log_level)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parses_and_errors_name_the_key() {
+        let c = ClientConfig::from_toml(
+            r#"
+            servers = ["192.0.2.1", "ntp.example:123"]
+            pools = ["pool.example"]
+            min_poll = 4
+            drift_file = "/var/lib/tempora/drift"
+            [[refclock]]
+            device = "/dev/ptp0"
+            [step]
+            threshold = 0.5
+            startup_updates = 1
+            after_startup = "never"
+            "#,
+        )
+        .unwrap();
+        let up = &c.upstream;
+        assert_eq!(up.servers.len(), 2);
+        assert_eq!(up.refclocks()[0].name, "/dev/ptp0");
+        assert_eq!(up.discipline().step.threshold, 0.5);
+        assert_eq!(up.discipline().step.mode, StepMode::Startup { updates: 1 });
+        assert_eq!(
+            ClientConfig::from_toml("servers = [\"a\"]")
+                .unwrap()
+                .status_listen
+                .port(),
+            9124
+        );
+        for (text, key) in [
+            ("", "servers"),
+            ("servers = [\"a\"]\nminpoll = 3", "minpoll"),
+            ("servers = [\"a\"]\nmin_poll = 30", "min_poll"),
+            (
+                "servers = [\"a\"]\n[step]\nafter_startup = \"sometimes\"",
+                "step.after_startup",
+            ),
+            (
+                "servers = [\"a\"]\n[[refclock]]\ndevice = \"ptp0\"",
+                "refclock[0].device",
+            ),
+            ("servers = \"a\"", "servers"),
+        ] {
+            let e = ClientConfig::from_toml(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,703 @@
+//! The client runtime: NTP sources and reference clocks polled on one thread, kernel
+//! timestamps for both ends of every exchange, the selection and the discipline, and the
+//! actions applied to the system clock (or, observe-only, nothing applied). `ntp-client
+//! run` is this plus a status server; `ntp-server` with upstream sources uses it to be a
+//! boundary server.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tempora_clock_discipline::{LeapConfig, LeapScheduler};
+use tempora_clock_types::{ClockAction, Leap, LocalInstant, SteeredClock};
+use tempora_ntp::{
+    DisciplineKind, Estimator, NtpSource, NtpSystem, RefclockSource, ResponseOutcome, SourceConfig,
+    SystemConfig, SystemEvent,
+};
+use tempora_ntp_proto::{Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState};
+use tempora_sys_clock::{PhcClock, SystemClock, TimestampMode, TimestampedSocket};
+
+use super::config::UpstreamConfig;
+use super::status::{ClientStatus, SourceRow, Tracking};
+use crate::net::resolve;
+use crate::random::random_u64;
+
+/// Why the runtime did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// Nothing to poll.
+    #[error("no time sources: give at least one server, pool or refclock")]
+    NoSources,
+    /// The client socket.
+    #[error("client socket: {0}")]
+    Socket(#[from] tempora_sys_clock::Error),
+    /// The thread.
+    #[error("cannot start the client thread: {0}")]
+    Thread(std::io::Error),
+}
+
+struct Shared {
+    status: Mutex<ClientStatus>,
+    server_state: Mutex<ServerState>,
+    stop: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The running client: one thread polling the sources, applying what the engine says to
+/// the system clock (observe-only: nothing), and publishing its status.
+pub struct ClientRuntime {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ClientRuntime {
+    /// Resolves the sources and starts polling; `observe`: never steer, even with
+    /// CAP_SYS_TIME.
+    pub fn start(config: UpstreamConfig, observe: bool) -> Result<Self, RuntimeError> {
+        if config.servers.is_empty() && config.pools.is_empty() && config.refclock.is_empty() {
+            return Err(RuntimeError::NoSources);
+        }
+        let socket = ClientSocket::open()?;
+        let (observe, reason) = if observe {
+            (true, Some("observe-only by configuration".to_string()))
+        } else if !tempora_sys_clock::has_cap_sys_time() {
+            (
+                true,
+                Some(
+                    "no CAP_SYS_TIME: running observe-only (measuring and reporting, never \
+                     steering); grant CAP_SYS_TIME to steer the clock"
+                        .to_string(),
+                ),
+            )
+        } else {
+            (false, None)
+        };
+        if let Some(r) = &reason {
+            tracing::warn!("{r}");
+        }
+        let shared = Arc::new(Shared {
+            status: Mutex::new(ClientStatus {
+                observe_only: observe,
+                observe_reason: reason,
+                ..ClientStatus::default()
+            }),
+            server_state: Mutex::new(ServerState::UNSYNCHRONIZED),
+            stop: AtomicBool::new(false),
+        });
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("ntp-client".into())
+            .spawn(move || {
+                let mut runtime = Runtime::new(config, socket, observe);
+                runtime.run(&thread_shared);
+            })
+            .map_err(RuntimeError::Thread)?;
+        Ok(Self {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// What a server built on this client serves, now.
+    pub fn server_state(&self, precision: Log2Seconds) -> ServerState {
+        ServerState {
+            precision,
+            ..*lock(&self.shared.server_state)
+        }
+    }
+
+    /// The status tables.
+    pub fn status(&self) -> ClientStatus {
+        lock(&self.shared.status).clone()
+    }
+
+    /// The status as JSON.
+    pub fn status_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.status()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Stops polling (and writes the drift file); idempotent.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One dual-stack socket for every source where the host has IPv6, else IPv4 only.
+struct ClientSocket {
+    socket: TimestampedSocket,
+    dual_stack: bool,
+}
+
+impl ClientSocket {
+    fn open() -> Result<Self, tempora_sys_clock::Error> {
+        match TimestampedSocket::bind(SocketAddr::from(([0u16; 8], 0)), TimestampMode::Software) {
+            Ok(socket) => Ok(Self {
+                socket,
+                dual_stack: true,
+            }),
+            Err(_) => Ok(Self {
+                socket: TimestampedSocket::bind(
+                    SocketAddr::from(([0, 0, 0, 0], 0)),
+                    TimestampMode::Software,
+                )?,
+                dual_stack: false,
+            }),
+        }
+    }
+
+    fn destination(&self, to: SocketAddr) -> SocketAddr {
+        match to {
+            SocketAddr::V4(v4) if self.dual_stack => {
+                SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port()))
+            }
+            other => other,
+        }
+    }
+}
+
+fn canonical(address: SocketAddr) -> SocketAddr {
+    SocketAddr::new(address.ip().to_canonical(), address.port())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    Server(String),
+    Pool(String),
+}
+
+struct Slot {
+    origin: Origin,
+    address: Option<SocketAddr>,
+    last_rx: Option<Instant>,
+    /// Polls since the address was (re)resolved.
+    polls_since_resolve: u32,
+    last_resolve: Option<Instant>,
+    pending_tx_id: Option<u32>,
+}
+
+/// How far from right (s/s, one standard error) the frequency a drift file gives is taken
+/// to be: written hourly, it is off by what the temperature moved since.
+const DRIFT_FILE_ERROR: f64 = 1e-6;
+
+struct Runtime {
+    config: UpstreamConfig,
+    socket: ClientSocket,
+    observe: bool,
+    clock: SystemClock,
+    start: Instant,
+    system: NtpSystem,
+    slots: Vec<Slot>,
+    phcs: Vec<Option<PhcClock>>,
+    leap: LeapScheduler,
+    rms: f64,
+    last_offset: f64,
+    steps: u64,
+    last_drift_write: Instant,
+    last_update_real: Option<NtpTimestamp>,
+    error: Option<String>,
+}
+
+/// Reads a drift file: one number, ppm.
+pub fn read_drift_file(path: &std::path::Path) -> Option<f64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && f.abs() <= 500.0)
+}
+
+/// Writes a drift file atomically (a temporary file renamed over it).
+pub fn write_drift_file(path: &std::path::Path, ppm: f64) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{ppm:.6}\n"))?;
+    std::fs::rename(tmp, path)
+}
+
+impl Runtime {
+    fn new(config: UpstreamConfig, socket: ClientSocket, observe: bool) -> Self {
+        let start = Instant::now();
+        let clock = SystemClock::new();
+        let drift = config.drift_file.as_deref().and_then(read_drift_file);
+        let refclock_configs = config.refclocks();
+        let frequency = drift.or_else(|| clock.frequency().ok()).unwrap_or(0.0);
+        let source_config = SourceConfig {
+            min_poll: config.min_poll,
+            max_poll: config.max_poll,
+            iburst: config.iburst,
+            estimator: Estimator::Regression,
+            precision: 1e-7,
+            // Steering from a drift file's frequency, the clock starts within about a
+            // ppm of right: the first minute's exchanges need not find that out again.
+            frequency_error: (drift.is_some() && !observe).then_some(DRIFT_FILE_ERROR),
+        };
+        let mut slots = Vec::new();
+        let mut sources = Vec::new();
+        let now = LocalInstant(0);
+        for host in &config.servers {
+            let address = resolve(host).ok().and_then(|a| a.first().copied());
+            if address.is_none() {
+                tracing::warn!("{host}: cannot resolve now; will try again");
+            }
+            slots.push(Slot {
+                origin: Origin::Server(host.clone()),
+                address,
+                last_rx: None,
+                polls_since_resolve: 0,
+                last_resolve: Some(Instant::now()),
+                pending_tx_id: None,
+            });
+            sources.push(NtpSource::new(source_config, now));
+        }
+        for host in &config.pools {
+            let addresses = resolve(host).unwrap_or_default();
+            for k in 0..config.pool_size.max(1) {
+                slots.push(Slot {
+                    origin: Origin::Pool(host.clone()),
+                    address: addresses.get(k).copied(),
+                    last_rx: None,
+                    polls_since_resolve: 0,
+                    last_resolve: Some(Instant::now()),
+                    pending_tx_id: None,
+                });
+                sources.push(NtpSource::new(source_config, now));
+            }
+        }
+        let refclocks: Vec<RefclockSource> = refclock_configs
+            .iter()
+            .map(|c| RefclockSource::new(c.clone(), now))
+            .collect();
+        let phcs = refclock_configs
+            .iter()
+            .map(|c| match PhcClock::open(&c.name, false) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!("refclock {}: {e}", c.name);
+                    None
+                }
+            })
+            .collect();
+        let mut selection = SystemConfig::default().selection;
+        selection.min_sources = config.min_sources.max(1);
+        let system = NtpSystem::with_refclocks(
+            sources,
+            refclocks,
+            SystemConfig {
+                selection,
+                discipline: DisciplineKind::Default(config.discipline()),
+                observe_only: observe,
+            },
+            frequency,
+        );
+        let mut runtime = Self {
+            config,
+            socket,
+            observe,
+            clock,
+            start,
+            system,
+            slots,
+            phcs,
+            leap: LeapScheduler::new(LeapConfig::default()),
+            rms: 0.0,
+            last_offset: 0.0,
+            steps: 0,
+            last_drift_write: Instant::now(),
+            last_update_real: None,
+            error: None,
+        };
+        if !observe {
+            // Start from the drift file's frequency, and take the clock from the kernel's
+            // own PLL, which would fight ours.
+            let _ = runtime.clock.disable_kernel_pll();
+            if let Err(e) = runtime.clock.set_frequency(frequency) {
+                runtime.error = Some(format!("setting the frequency: {e}"));
+            }
+        }
+        runtime
+    }
+
+    fn now(&self) -> LocalInstant {
+        LocalInstant(self.start.elapsed().as_nanos() as i64)
+    }
+
+    fn realtime(&self) -> i128 {
+        self.clock.now_realtime().unwrap_or(0)
+    }
+
+    fn run(&mut self, shared: &Shared) {
+        let mut buf = [0u8; 1024];
+        while !shared.stop.load(Ordering::Relaxed) {
+            self.run_timers();
+            self.poll_refclocks();
+            self.drain();
+            // Wait for an answer until the next thing is due (at most 200 ms, to notice
+            // a stop).
+            let next = self.next_deadline();
+            let now = self.now();
+            let wait = Duration::from_nanos(
+                next.as_nanos()
+                    .saturating_sub(now.as_nanos())
+                    .clamp(1_000_000, 200_000_000) as u64,
+            );
+            let _ = self.socket.socket.socket().set_read_timeout(Some(wait));
+            if let Ok(received) = self.socket.socket.recv_from(&mut buf) {
+                if let Some(from) = received.from {
+                    let t4 = received
+                        .timestamp
+                        .map_or_else(|| self.realtime(), |t| t.nanos);
+                    self.handle_packet(canonical(from), &buf[..received.len.min(buf.len())], t4);
+                }
+            }
+            self.collect_tx_timestamps();
+            self.drain();
+            self.publish(shared);
+            if !self.observe && self.last_drift_write.elapsed() > Duration::from_secs(3600) {
+                self.write_drift();
+            }
+        }
+        if !self.observe {
+            self.write_drift();
+        }
+    }
+
+    fn write_drift(&mut self) {
+        self.last_drift_write = Instant::now();
+        if let Some(path) = &self.config.drift_file {
+            if self.system.updates() > 0 {
+                if let Err(e) = write_drift_file(path, self.system.frequency_ppm()) {
+                    tracing::warn!("drift file {}: {e}", path.display());
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> LocalInstant {
+        let next = self.now().add_seconds(0.2);
+        self.system.poll_timeout().map_or(next, |t| t.min(next))
+    }
+
+    /// Polls that are due (each source's address looked up again first where it went
+    /// quiet) and the discipline's timer.
+    fn run_timers(&mut self) {
+        let now = self.now();
+        for i in 0..self.slots.len() {
+            if self.system.sources()[i]
+                .poll_timeout()
+                .is_some_and(|t| t <= now)
+            {
+                self.maybe_reresolve(i);
+            }
+        }
+        let local = NtpTimestamp::from_unix_nanos(self.realtime());
+        self.system.handle_timeout(now, local, random_u64);
+    }
+
+    /// Sends what the engine wants sent, applies its actions, logs its events.
+    fn drain(&mut self) {
+        let mut request = [0u8; tempora_ntp::REQUEST_LEN];
+        while let Some(transmit) = self.system.poll_transmit(&mut request) {
+            let i = transmit.source;
+            self.slots[i].polls_since_resolve += 1;
+            let Some(address) = self.slots[i].address else {
+                continue;
+            };
+            let to = self.socket.destination(address);
+            match self.socket.socket.send_to(&request[..transmit.len], to) {
+                Ok(id) => self.slots[i].pending_tx_id = Some(id),
+                Err(e) => {
+                    self.slots[i].pending_tx_id = None;
+                    tracing::debug!("send to {address}: {e}");
+                }
+            }
+        }
+        while let Some(event) = self.system.poll_event() {
+            self.handle_event(event);
+        }
+        while let Some(action) = self.system.poll_action() {
+            self.apply(&action);
+        }
+    }
+
+    fn handle_event(&mut self, event: SystemEvent) {
+        match event {
+            SystemEvent::Response { source, outcome } => {
+                let from = self.slots[source]
+                    .address
+                    .map_or_else(String::new, |a| a.to_string());
+                match outcome {
+                    ResponseOutcome::Measured(m) => {
+                        tracing::trace!(source = %from, offset = m.offset, delay = m.delay, "sample");
+                        self.slots[source].last_rx = Some(Instant::now());
+                    }
+                    ResponseOutcome::Kiss(code) => {
+                        tracing::warn!("{from}: kiss-o'-death {code:?}");
+                    }
+                    _ => {}
+                }
+            }
+            SystemEvent::Updated(e) => {
+                self.last_offset = e.offset;
+                self.rms = if self.system.updates() <= 1 {
+                    e.offset.abs()
+                } else {
+                    (0.9 * self.rms * self.rms + 0.1 * e.offset * e.offset).sqrt()
+                };
+                if self.config.leap_to_kernel && !self.observe {
+                    let utc = (self.realtime() / 1_000_000_000) as i64;
+                    if let Some(a) = self.leap.update(e.leap, utc) {
+                        self.apply(&a);
+                    }
+                }
+                self.last_update_real = Some(NtpTimestamp::from_unix_nanos(self.realtime()));
+            }
+            SystemEvent::NotUpdated(e) => tracing::debug!("no update: {e}"),
+            SystemEvent::Reading { .. } => {}
+        }
+    }
+
+    /// A source unreachable for eight polls (or never resolved) is looked up again, as
+    /// daemons that resolve only at boot do not: DNS changes, pools rotate.
+    fn maybe_reresolve(&mut self, i: usize) {
+        let slot = &self.slots[i];
+        let source = &self.system.sources()[i];
+        let unreachable = !source.reach().is_reachable();
+        let due = slot.address.is_none()
+            || (unreachable && slot.polls_since_resolve >= 8)
+            || source.stopped().is_some();
+        let recently = slot
+            .last_resolve
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+        if !due || (recently && slot.address.is_some()) {
+            return;
+        }
+        let in_use: Vec<SocketAddr> = self.slots.iter().filter_map(|s| s.address).collect();
+        let (host, pick_new) = match &slot.origin {
+            Origin::Server(h) => (h.clone(), false),
+            Origin::Pool(h) => (h.clone(), true),
+        };
+        let Ok(addresses) = resolve(&host) else {
+            self.slots[i].last_resolve = Some(Instant::now());
+            return;
+        };
+        let choice = if pick_new {
+            addresses.iter().find(|a| !in_use.contains(a)).copied()
+        } else {
+            addresses.first().copied()
+        };
+        let slot = &mut self.slots[i];
+        slot.last_resolve = Some(Instant::now());
+        slot.polls_since_resolve = 0;
+        if let Some(new) = choice {
+            if slot.address != Some(new) {
+                tracing::info!("{host}: now polling {new}");
+                slot.address = Some(new);
+                slot.last_rx = None;
+                self.system.reset_source(i, self.now());
+            }
+        }
+    }
+
+    fn poll_refclocks(&mut self) {
+        let now = self.now();
+        for i in 0..self.system.refclocks().len() {
+            let refclock = &self.system.refclocks()[i];
+            if now < refclock.poll_timeout() {
+                continue;
+            }
+            let samples = refclock.config().samples.max(1);
+            let reading = self.phcs[i]
+                .as_ref()
+                .and_then(|p| p.system_offset(samples).ok())
+                .map(|o| (-(o.offset_ns as f64) * 1e-9, o.delay_ns as f64 * 1e-9));
+            self.system.handle_refclock_reading(i, now, reading);
+        }
+    }
+
+    fn handle_packet(&mut self, from: SocketAddr, bytes: &[u8], t4: i128) {
+        let Some(i) = self.slots.iter().position(|s| s.address == Some(from)) else {
+            return;
+        };
+        // The kernel's transmit timestamp of the request makes T1 exact.
+        self.collect_tx_timestamps();
+        let now = self.now();
+        self.system
+            .handle_response(i, bytes, NtpTimestamp::from_unix_nanos(t4), now);
+    }
+
+    fn collect_tx_timestamps(&mut self) {
+        let _ = self.socket.socket.set_nonblocking(true);
+        while let Ok(tx) = self.socket.socket.recv_tx_timestamp() {
+            if let Some(i) = self
+                .slots
+                .iter()
+                .position(|s| s.pending_tx_id == Some(tx.id))
+            {
+                self.slots[i].pending_tx_id = None;
+                self.system.handle_transmit_timestamp(
+                    i,
+                    NtpTimestamp::from_unix_nanos(tx.timestamp.nanos),
+                );
+            }
+        }
+        let _ = self.socket.socket.set_nonblocking(false);
+    }
+
+    fn apply(&mut self, action: &ClockAction) {
+        if self.observe {
+            return;
+        }
+        if let ClockAction::Step { offset } = action {
+            self.steps += 1;
+            tracing::warn!("stepping the clock by {offset:+.6} s");
+        }
+        if let Err(e) = self.clock.apply(action) {
+            let text = format!("{action:?}: {e}");
+            tracing::error!("{text}");
+            if e.is_permission_denied() {
+                tracing::warn!("the kernel refused: observe-only from now on");
+                self.observe = true;
+            }
+            self.error = Some(text);
+        }
+    }
+
+    fn peer_reference_id(&self, index: usize) -> ReferenceId {
+        match self.slots.get(index).and_then(|s| s.address) {
+            Some(a) => match a.ip().to_canonical() {
+                IpAddr::V4(v4) => ReferenceId::from_ipv4(v4),
+                IpAddr::V6(v6) => ReferenceId::from_ipv6(v6),
+            },
+            None => ReferenceId::from_name(b"PHC").unwrap_or(ReferenceId::NONE),
+        }
+    }
+
+    fn publish(&self, shared: &Shared) {
+        let now = self.now();
+        let reference_time = self.last_update_real.unwrap_or(NtpTimestamp::ZERO);
+        let mut state = self
+            .system
+            .server_state(Log2Seconds(-24), reference_time, |i| {
+                self.peer_reference_id(i)
+            });
+        if let Some(e) = self.system.estimate() {
+            // What is not corrected is part of the error bound: observe-only, the whole
+            // offset; steering, what is still being slewed away.
+            let extra = e.offset.abs()
+                + self
+                    .system
+                    .last_update()
+                    .map_or(0.0, |t| now.seconds_since(t).max(0.0) * 15e-6);
+            state.root_dispersion =
+                NtpShort::from_seconds_f64(state.root_dispersion.to_seconds_f64() + extra);
+        }
+        *lock(&shared.server_state) = state;
+        let mut rows = Vec::with_capacity(self.slots.len() + self.system.refclocks().len());
+        for (slot, source) in self.slots.iter().zip(self.system.sources()) {
+            let st = source.status(now);
+            let last = source.last_measurement();
+            rows.push(SourceRow {
+                mode: '^',
+                mark: st.mark.symbol(),
+                name: match &slot.origin {
+                    Origin::Server(h) | Origin::Pool(h) => h.clone(),
+                },
+                address: slot.address.map(|a| a.to_string()),
+                stratum: last.map_or(0, |m| m.stratum),
+                poll: source.poll(),
+                reach: st.reach.0,
+                last_rx: slot.last_rx.map(|t| t.elapsed().as_secs_f64()),
+                offset: st.offset,
+                offset_error: st.offset_error,
+                last_offset: last.map(|m| m.offset),
+                delay: st.delay,
+                jitter: st.jitter,
+                stopped: source.stopped().map(|c| format!("{c:?}").to_uppercase()),
+            });
+        }
+        for r in self.system.refclocks() {
+            let st = r.status(now);
+            rows.push(SourceRow {
+                mode: '#',
+                mark: st.mark.symbol(),
+                name: r.config().name.clone(),
+                address: None,
+                stratum: r.config().stratum,
+                poll: r.config().poll,
+                reach: st.reach.0,
+                last_rx: st.last_sample.map(|m| now.seconds_since(m.time).max(0.0)),
+                offset: st.offset,
+                offset_error: st.offset_error,
+                last_offset: st.last_sample.map(|m| m.offset),
+                delay: st.delay,
+                jitter: st.jitter,
+                stopped: None,
+            });
+        }
+        let estimate = self.system.estimate();
+        let tracking = Tracking {
+            reference: estimate.map_or_else(String::new, |e| {
+                let id = self.peer_reference_id(e.system_peer);
+                match self.slots.get(e.system_peer).and_then(|s| s.address) {
+                    Some(a) => format!("{} ({})", a.ip(), id.interpret(state.stratum)),
+                    None => self
+                        .system
+                        .refclocks()
+                        .get(e.system_peer - self.slots.len())
+                        .map_or_else(String::new, |r| r.config().name.clone()),
+                }
+            }),
+            stratum: state.stratum.0,
+            since_update: self.system.last_update().map(|t| now.seconds_since(t)),
+            system_offset: estimate.map_or(0.0, |e| e.offset),
+            last_offset: self.last_offset,
+            rms_offset: self.rms,
+            frequency_ppm: self.system.frequency_ppm(),
+            residual_frequency_ppm: estimate
+                .and_then(|e| e.frequency)
+                .map_or(0.0, |(f, _)| f * 1e6),
+            skew_ppm: estimate
+                .and_then(|e| e.frequency)
+                .map_or(0.0, |(_, s)| s * 1e6),
+            root_delay: state.root_delay.to_seconds_f64(),
+            root_dispersion: state.root_dispersion.to_seconds_f64(),
+            update_interval: match (self.system.last_update(), self.system.updates()) {
+                (Some(t), n) if n > 1 => t.as_nanos() as f64 * 1e-9 / n as f64,
+                _ => 0.0,
+            },
+            leap_status: match estimate.map(|e| e.leap) {
+                None | Some(Leap::Unsynchronized) => "Not synchronised",
+                Some(Leap::Insert) => "Insert second",
+                Some(Leap::Delete) => "Delete second",
+                Some(_) => "Normal",
+            }
+            .into(),
+            synchronised: estimate.is_some(),
+            updates: self.system.updates(),
+            steps: self.steps,
+        };
+        let mut status = lock(&shared.status);
+        status.sources = rows;
+        status.tracking = tracking;
+        status.observe_only = self.observe;
+        if self.error.is_some() {
+            status.last_error = self.error.clone();
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The server's configuration: a TOML file (every key in the README), flags over it, and
+//! defaults that work with no file at all.
+
+use std::net::SocketAddr;
+
+use tempora_ntp::server::{AccessAction, AccessList, AccessRule, Cidr, RateLimit};
+
+use crate::config::{ConfigError, check_log_level, invalid, load_toml, parse_toml};
+use crate::ntp_client::UpstreamConfig;
+
+/// Where the served time comes from.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase", tag = "kind")]
+pub enum TimeSource {
+    /// A free-running reference of the given stratum, as chrony's `local stratum N`: the
+    /// system clock is served as it is.
+    Local {
+        /// The stratum claimed (1-15).
+        #[serde(default = "default_local_stratum")]
+        stratum: u8,
+    },
+    /// Whatever synchronises the kernel clock (another daemon, PTP, GPS): its state as
+    /// adjtimex reports it. Unsynchronised in the kernel means leap 3, stratum 16.
+    Kernel {
+        /// The stratum claimed while the kernel says synchronised.
+        #[serde(default = "default_kernel_stratum")]
+        stratum: u8,
+        /// The reference ID to give (up to 4 ASCII letters), e.g. "PTP" or "GPS".
+        #[serde(default = "default_kernel_refid")]
+        reference_id: String,
+    },
+    /// Upstream NTP servers through the client runtime: a boundary server (stratum of
+    /// the system peer + 1, its reference ID, root delay and dispersion passed on). Every
+    /// key of `ntp-client run`'s sources works here (servers, pools, min_poll, max_poll,
+    /// refclock, step, ...).
+    Upstream(UpstreamConfig),
+}
+
+fn default_local_stratum() -> u8 {
+    10
+}
+fn default_kernel_stratum() -> u8 {
+    1
+}
+fn default_kernel_refid() -> String {
+    "KERN".into()
+}
+
+impl Default for TimeSource {
+    fn default() -> Self {
+        Self::Local {
+            stratum: default_local_stratum(),
+        }
+    }
+}
+
+/// One access rule as written in TOML.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRuleConfig {
+    /// allow, ignore or deny (a DENY kiss).
+    pub action: AccessAction,
+    /// Networks, `ADDRESS[/PREFIX]`, IPv4 or IPv6.
+    pub networks: Vec<String>,
+}
+
+/// The access section.
+#[derive(Clone, Debug, PartialEq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// The action when no rule matches: `allow` when there are no rules, else `ignore`.
+    pub default: Option<AccessAction>,
+    /// Rules, first match wins.
+    pub rule: Vec<AccessRuleConfig>,
+}
+
+/// The whole server configuration.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Addresses to serve on.
+    pub listen: Vec<SocketAddr>,
+    /// Sockets (and threads) per address; 0 means one per CPU.
+    pub threads: usize,
+    /// Serve interleaved mode (RFC 9769).
+    pub interleaved: bool,
+    /// Prometheus `/metrics` and JSON `/status` on this address; none when absent.
+    pub metrics_listen: Option<SocketAddr>,
+    /// error, warn, info, debug or trace.
+    pub log_level: String,
+    /// Never steer the clock (upstream source only), even with CAP_SYS_TIME.
+    pub observe: bool,
+    /// Where the time comes from.
+    pub source: TimeSource,
+    /// Who may ask.
+    pub access: AccessConfig,
+    /// Per-client rate limiting.
+    pub rate_limit: RateLimit,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "0.0.0.0:123"
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 123))),
+                "[::]:123"
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([0u16; 8], 123))),
+            ],
+            threads: 0,
+            interleaved: true,
+            metrics_listen: None,
+            log_level: "info".into(),
+            observe: false,
+            source: TimeSource::default(),
+            access: AccessConfig::default(),
+            rate_limit: RateLimit::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &str) -> Result<Self, ConfigError> {
+        let config: Self = load_toml(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text and checks every value.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = parse_toml(text, "config")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_empty() {
+            return Err(invalid("listen", "at least one address is needed"));
+        }
+        if self.threads > 256 {
+            return Err(invalid("threads", "at most 256"));
+        }
+        check_log_level(&self.log_level)?;
+        match &self.source {
+            TimeSource::Local { stratum } | TimeSource::Kernel { stratum, .. }
+                if !(1..=15).contains(stratum) =>
+            {
+                return Err(invalid("source.stratum", "must be 1-15"));
+            }
+            TimeSource::Kernel { reference_id, .. }
+                if reference_id.is_empty()
+                    || reference_id.len() > 4
+                    || !reference_id.is_ascii() =>
+            {
+                return Err(invalid(
+                    "source.reference_id",
+                    "1-4 ASCII characters, e.g. \"PTP\"",
+                ));
+            }
+            TimeSource::Upstream(upstream) => upstream.validate("source.")?,
+            _ => {}
+        }
+        let r = &self.rate_limit;
+        if !(-4..=12).contains(&r.interval) {
+            return Err(invalid("rate_limit.interval", "must be -4 to 12 (log2 s)"));
+        }
+        if r.burst == 0 || r.burst > 255 {
+            return Err(invalid("rate_limit.burst", "must be 1-255"));
+        }
+        if r.leak > 16 {
+            return Err(invalid("rate_limit.leak", "must be 0-16"));
+        }
+        if !(4..=1 << 20).contains(&r.table_size) {
+            return Err(invalid("rate_limit.table_size", "must be 4 to 1048576"));
+        }
+        self.access_list()?;
+        Ok(())
+    }
+
+    /// The access list the rules make.
+    pub fn access_list(&self) -> Result<AccessList, ConfigError> {
+        let mut rules = Vec::new();
+        for (i, rule) in self.access.rule.iter().enumerate() {
+            let mut networks = Vec::new();
+            for n in &rule.networks {
+                networks.push(
+                    n.parse::<Cidr>().map_err(|e| {
+                        invalid(&format!("access.rule[{i}].networks"), e.to_string())
+                    })?,
+                );
+            }
+            if networks.is_empty() {
+                return Err(invalid(
+                    &format!("access.rule[{i}].networks"),
+                    "at least one network",
+                ));
+            }
+            rules.push(AccessRule {
+                action: rule.action,
+                networks,
+            });
+        }
+        let default = self.access.default.unwrap_or(if rules.is_empty() {
+            AccessAction::Allow
+        } else {
+            AccessAction::Ignore
+        });
+        Ok(AccessList { rules, default })
+    }
+
+    /// Threads per address.
+    pub fn effective_threads(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.threads
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let c = ServerConfig::from_toml("").unwrap();
+        assert_eq!(c, ServerConfig::default());
+        assert_eq!(c.access_list().unwrap(), AccessList::default());
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = ServerConfig::from_toml(
+            r#"
+            listen = ["127.0.0.1:1123", "[::1]:1123"]
+            threads = 2
+            interleaved = false
+            metrics_listen = "127.0.0.1:9123"
+            log_level = "debug"
+            [source]
+            kind = "upstream"
+            servers = ["192.0.2.1", "ntp.example:123"]
+            min_poll = 4
+            [access]
+            [[access.rule]]
+            action = "deny"
+            networks = ["10.9.0.0/16"]
+            [[access.rule]]
+            action = "allow"
+            networks = ["10.0.0.0/8", "fd00::/8"]
+            [rate_limit]
+            enabled = true
+            burst = 16
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.threads, 2);
+        let TimeSource::Upstream(upstream) = &c.source else {
+            panic!("{:?}", c.source)
+        };
+        assert_eq!((upstream.min_poll, upstream.max_poll), (4, 10));
+        assert_eq!(upstream.servers.len(), 2);
+        let list = c.access_list().unwrap();
+        assert_eq!(list.rules.len(), 2);
+        assert_eq!(
+            list.default,
+            AccessAction::Ignore,
+            "rules given: others ignored"
+        );
+        assert!(c.rate_limit.enabled && c.rate_limit.burst == 16 && c.rate_limit.interval == 3);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("lisen = []", "lisen"),
+            ("threads = \"two\"", "threads"),
+            ("[source]\nkind = \"local\"\nstratum = 0", "source.stratum"),
+            ("[source]\nkind = \"gps\"", "gps"),
+            ("[rate_limit]\nburst = 0", "rate_limit.burst"),
+            ("[rate_limit]\nspeed = 1", "speed"),
+            (
+                "[[access.rule]]\naction = \"allow\"\nnetworks = [\"10.1.2.3/8\"]",
+                "access.rule[0].networks",
+            ),
+            (
+                "[[access.rule]]\naction = \"maybe\"\nnetworks = []",
+                "maybe",
+            ),
+            ("log_level = \"loud\"", "log_level"),
+        ];
+        for (text, key) in cases {
+            let e = ServerConfig::from_toml(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text:?} -> {e}");
+        }
+    }
+}

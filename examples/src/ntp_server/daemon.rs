@@ -1,0 +1,445 @@
+//! The server's I/O: one [`BatchSocket`] per thread per address (SO_REUSEPORT), batches
+//! in and out, the transmit timestamp written just before the batch is sent, the kernel's
+//! transmit timestamps fed back for interleaved mode; a thread that keeps the served state
+//! current; metrics.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tempora_ntp_proto::{
+    LeapIndicator, Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState, Stratum,
+};
+use tempora_sys_clock::{
+    BatchOptions, BatchSocket, ClockState, MAX_BATCH, RecvMeta, SendItem, StatusFlags, SystemClock,
+    Timestamp, TimestampSource, TxTimestamp,
+};
+
+use tempora_ntp::server::{Answer, ClientTable, Counters, DropReason, Request, ServerCore};
+
+use super::config::{ServerConfig, TimeSource};
+use super::metrics;
+use super::state::{Shared, lock};
+use crate::ntp_client::{ClientRuntime, RuntimeError};
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: tempora_sys_clock::Error,
+    },
+    /// The metrics address could not be bound.
+    #[error("cannot serve metrics on {address}: {source}")]
+    Metrics {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The upstream sources could not start.
+    #[error(transparent)]
+    Upstream(#[from] RuntimeError),
+    /// The kernel gave no randomness for the client table's key.
+    #[error("no randomness from the kernel (getrandom) to key the client table")]
+    NoRandomness,
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running server.
+pub struct NtpServer {
+    shared: Arc<Shared>,
+    addresses: Vec<SocketAddr>,
+    threads: Vec<JoinHandle<()>>,
+    status: Option<crate::http::StatusServer>,
+}
+
+fn realtime_nanos() -> i128 {
+    SystemClock::new().now_realtime().unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128)
+    })
+}
+
+/// The precision to announce: log2 of the clock's resolution, at most 2^-20.
+fn precision() -> Log2Seconds {
+    Log2Seconds(-24)
+}
+
+/// The served state for a time source, now.
+fn state_now(source: &TimeSource, upstream: Option<&ClientRuntime>) -> ServerState {
+    let now = NtpTimestamp::from_unix_nanos(realtime_nanos());
+    match source {
+        TimeSource::Local { stratum } => ServerState {
+            leap: LeapIndicator::NoWarning,
+            stratum: Stratum(*stratum),
+            precision: precision(),
+            root_delay: NtpShort::ZERO,
+            root_dispersion: NtpShort::ZERO,
+            // 127.127.1.1, as chrony's `local` and ntpd's local clock driver give it.
+            reference_id: ReferenceId::from_ipv4(std::net::Ipv4Addr::new(127, 127, 1, 1)),
+            reference_timestamp: now,
+        },
+        TimeSource::Kernel {
+            stratum,
+            reference_id,
+        } => match SystemClock::new().state() {
+            Ok(k) if !k.status.contains(StatusFlags::UNSYNC) && k.state != ClockState::Error => {
+                ServerState {
+                    leap: match k.state {
+                        ClockState::Insert => LeapIndicator::InsertSecond,
+                        ClockState::Delete => LeapIndicator::DeleteSecond,
+                        _ => LeapIndicator::NoWarning,
+                    },
+                    stratum: Stratum(*stratum),
+                    precision: precision(),
+                    root_delay: NtpShort::ZERO,
+                    root_dispersion: NtpShort::from_seconds_f64(k.max_error),
+                    reference_id: ReferenceId::from_name(reference_id.as_bytes())
+                        .unwrap_or(ReferenceId::NONE),
+                    reference_timestamp: now,
+                }
+            }
+            _ => ServerState {
+                precision: precision(),
+                ..ServerState::UNSYNCHRONIZED
+            },
+        },
+        TimeSource::Upstream(_) => match upstream {
+            Some(u) => u.server_state(precision()),
+            None => ServerState::UNSYNCHRONIZED,
+        },
+    }
+}
+
+impl NtpServer {
+    /// Binds every address and starts serving.
+    pub fn start(config: &ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
+        let access = config.access_list()?;
+        let upstream = match &config.source {
+            TimeSource::Upstream(upstream) => Some(Arc::new(ClientRuntime::start(
+                upstream.clone(),
+                config.observe,
+            )?)),
+            _ => None,
+        };
+        let source_description = match &config.source {
+            TimeSource::Local { stratum } => format!("local clock at stratum {stratum}"),
+            TimeSource::Kernel { stratum, .. } => {
+                format!("kernel clock state (stratum {stratum} when synchronised)")
+            }
+            TimeSource::Upstream(u) => {
+                let names: Vec<&str> = u
+                    .servers
+                    .iter()
+                    .chain(&u.pools)
+                    .map(String::as_str)
+                    .collect();
+                format!("upstream {}", names.join(", "))
+            }
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state_now(&config.source, upstream.as_deref())),
+            clients: Mutex::new(ClientTable::new(
+                config.rate_limit,
+                crate::random::random_seed().ok_or(ServerError::NoRandomness)?,
+            )),
+            counters: Mutex::new(Counters::default()),
+            stop: AtomicBool::new(false),
+            started: Instant::now(),
+            source_description,
+            upstream,
+        });
+        let core = ServerCore {
+            access,
+            interleaved: config.interleaved,
+        };
+        let per_address = config.effective_threads();
+        let mut sockets = Vec::new();
+        let mut addresses = Vec::new();
+        for &address in &config.listen {
+            let mut bound = address;
+            for _ in 0..per_address {
+                let socket = BatchSocket::bind(bound, BatchOptions::default())
+                    .map_err(|source| ServerError::Bind { address, source })?;
+                socket
+                    .set_read_timeout(Some(Duration::from_millis(100)))
+                    .map_err(|source| ServerError::Bind { address, source })?;
+                // Port 0: the later sockets join the port the first one got.
+                bound = socket
+                    .local_addr()
+                    .map_err(|source| ServerError::Bind { address, source })?;
+                sockets.push(socket);
+            }
+            addresses.push(bound);
+        }
+        let mut threads = Vec::new();
+        for (i, socket) in sockets.into_iter().enumerate() {
+            let shared = shared.clone();
+            let core = core.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("ntp-serve-{i}"))
+                    .spawn(move || serve(socket, &core, &shared))
+                    .map_err(ServerError::Thread)?,
+            );
+        }
+        {
+            let shared = shared.clone();
+            let source = config.source.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("ntp-state".into())
+                    .spawn(move || {
+                        while !shared.stop.load(Ordering::Relaxed) {
+                            let state = state_now(&source, shared.upstream.as_deref());
+                            *lock(&shared.state) = state;
+                            std::thread::sleep(Duration::from_millis(250));
+                        }
+                    })
+                    .map_err(ServerError::Thread)?,
+            );
+        }
+        let status = match config.metrics_listen {
+            Some(address) => {
+                let shared = shared.clone();
+                let handler: crate::http::Handler =
+                    Arc::new(move |path: &str| metrics::handle(path, &shared));
+                Some(
+                    crate::http::StatusServer::start(address, handler)
+                        .map_err(|source| ServerError::Metrics { address, source })?,
+                )
+            }
+            None => None,
+        };
+        Ok(Self {
+            shared,
+            addresses,
+            threads,
+            status,
+        })
+    }
+
+    /// The addresses served (ports filled in where 0 was asked).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addresses
+    }
+
+    /// The metrics address, if serving.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.status.as_ref().map(crate::http::StatusServer::address)
+    }
+
+    /// The counts so far.
+    pub fn counters(&self) -> Counters {
+        *lock(&self.shared.counters)
+    }
+
+    /// The state served now.
+    pub fn state(&self) -> ServerState {
+        *lock(&self.shared.state)
+    }
+
+    /// The status as JSON (what `/status` serves).
+    pub fn status_json(&self) -> serde_json::Value {
+        metrics::status_json(&self.shared)
+    }
+
+    /// Stops every thread and waits for them.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.status = None;
+        if let Some(u) = &self.shared.upstream {
+            u.stop();
+        }
+    }
+
+    /// Blocks until `stop` is set (by a signal handler, say), then stops.
+    pub fn run_until(mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.shutdown();
+    }
+}
+
+impl Drop for NtpServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Pending transmit timestamps of one socket: OPT_ID -> (client, receive timestamp).
+const PENDING: usize = 256;
+
+/// One serving thread.
+fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
+    let mut bufs = vec![[0u8; 1024]; MAX_BATCH];
+    let mut meta = [RecvMeta::default(); MAX_BATCH];
+    let mut out = vec![[0u8; 64]; MAX_BATCH];
+    let mut answers = [Answer::Drop(DropReason::Malformed); MAX_BATCH];
+    let mut ids = [None; MAX_BATCH];
+    let mut pending: Vec<Option<(u32, IpAddr, NtpTimestamp)>> = vec![None; PENDING];
+    let mut outstanding = 0usize;
+    let mut stamps = [TxTimestamp {
+        id: 0,
+        timestamp: Timestamp {
+            nanos: 0,
+            source: TimestampSource::Software,
+        },
+    }; 32];
+    let mut counters = Counters::default();
+    let mut rxs = [NtpTimestamp::ZERO; MAX_BATCH];
+    let idle = SendItem {
+        data: &[],
+        to: SocketAddr::from(([127, 0, 0, 1], 9)),
+        tx_timestamp: false,
+    };
+    while !shared.stop.load(Ordering::Relaxed) {
+        let n = match socket.recv_batch(&mut bufs, &mut meta) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("receive failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                0
+            }
+        };
+        if n > 0 {
+            let state = *lock(&shared.state);
+            let now_ns = shared.started.elapsed().as_nanos() as u64;
+            {
+                let mut clients = lock(&shared.clients);
+                for i in 0..n {
+                    let m = meta[i];
+                    let Some(from) = m.from else {
+                        answers[i] = Answer::Drop(DropReason::Malformed);
+                        continue;
+                    };
+                    rxs[i] = NtpTimestamp::from_unix_nanos(
+                        m.timestamp.map_or_else(realtime_nanos, |t| t.nanos),
+                    );
+                    answers[i] = core.handle(
+                        &Request {
+                            bytes: &bufs[i][..m.len.min(1024)],
+                            truncated: m.truncated,
+                            from: from.ip(),
+                            rx: rxs[i],
+                            now_ns,
+                        },
+                        &state,
+                        &mut clients,
+                        &mut counters,
+                        &mut out[i],
+                    );
+                }
+            }
+            // The transmit timestamp, as late as user space can take it.
+            let tx = NtpTimestamp::from_unix_nanos(realtime_nanos())
+                .to_bits()
+                .to_be_bytes();
+            for i in 0..n {
+                if let Answer::Reply {
+                    stamp_transmit: true,
+                    ..
+                } = answers[i]
+                {
+                    out[i][40..48].copy_from_slice(&tx);
+                }
+            }
+            let mut items = [idle; MAX_BATCH];
+            let mut origin_of = [0usize; MAX_BATCH];
+            let mut count = 0;
+            for i in 0..n {
+                if let (
+                    Answer::Reply {
+                        len,
+                        want_tx_timestamp,
+                        ..
+                    },
+                    Some(to),
+                ) = (answers[i], meta[i].from)
+                {
+                    items[count] = SendItem {
+                        data: &out[i][..len],
+                        to,
+                        tx_timestamp: want_tx_timestamp,
+                    };
+                    origin_of[count] = i;
+                    count += 1;
+                }
+            }
+            let mut sent = 0;
+            while sent < count {
+                match socket.send_batch(&items[sent..count], &mut ids) {
+                    Ok(0) => break,
+                    Ok(k) => {
+                        for (j, id) in ids.iter().take(k).enumerate() {
+                            let i = origin_of[sent + j];
+                            if let (Some(id), Some(from)) = (*id, meta[i].from) {
+                                pending[id as usize % PENDING] = Some((id, from.ip(), rxs[i]));
+                                outstanding += 1;
+                            }
+                        }
+                        sent += k;
+                    }
+                    Err(e) => {
+                        counters.send_errors += (count - sent) as u64;
+                        tracing::debug!("send failed: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        if outstanding > 0 {
+            loop {
+                let got = socket.recv_tx_timestamps(&mut stamps).unwrap_or(0);
+                if got == 0 {
+                    break;
+                }
+                let mut clients = lock(&shared.clients);
+                for t in &stamps[..got] {
+                    let slot = &mut pending[t.id as usize % PENDING];
+                    if let Some((id, client, rx)) = *slot {
+                        if id == t.id {
+                            clients.record_transmit(
+                                client,
+                                rx,
+                                NtpTimestamp::from_unix_nanos(t.timestamp.nanos),
+                            );
+                            *slot = None;
+                            outstanding = outstanding.saturating_sub(1);
+                        }
+                    }
+                }
+            }
+            if n == 0 {
+                // Nothing arrived for a read timeout: what is still pending will not come.
+                outstanding = 0;
+            }
+        }
+        if counters != Counters::default() {
+            lock(&shared.counters).add(&counters);
+            counters = Counters::default();
+        }
+    }
+}

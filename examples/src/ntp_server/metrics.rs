@@ -1,0 +1,190 @@
+//! Prometheus text and JSON status of the server.
+
+use std::fmt::Write as _;
+use std::sync::PoisonError;
+
+use tempora_ntp::server::DropReason;
+
+use super::state::Shared;
+use crate::http::Body;
+
+/// Answers `/metrics` and `/status`.
+pub(crate) fn handle(path: &str, shared: &Shared) -> Option<Body> {
+    match path {
+        "/metrics" => Some(Body {
+            content_type: "text/plain; version=0.0.4",
+            text: prometheus(shared),
+        }),
+        "/status" | "/" => Some(Body {
+            content_type: "application/json",
+            text: status_json(shared).to_string() + "\n",
+        }),
+        _ => None,
+    }
+}
+
+fn prometheus(shared: &Shared) -> String {
+    let c = *shared
+        .counters
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let state = *shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let clients = shared
+        .clients
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len();
+    let mut o = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
+        let _ = writeln!(o, "# HELP tempora_ntp_server_{name} {help}");
+        let _ = writeln!(o, "# TYPE tempora_ntp_server_{name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(o, "tempora_ntp_server_{name}{labels} {v}");
+        }
+    };
+    let plain = |v: u64| vec![(String::new(), v as f64)];
+    metric(
+        "received_total",
+        "counter",
+        "Datagrams received.",
+        &plain(c.received),
+    );
+    metric(
+        "requests_total",
+        "counter",
+        "Requests by NTP version (valid client requests).",
+        &[3, 4]
+            .iter()
+            .map(|v| {
+                (
+                    format!("{{version=\"{v}\"}}"),
+                    c.requests_by_version[*v] as f64,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        "requests_by_mode_total",
+        "counter",
+        "Parsed packets by mode (6 and 7 are never answered).",
+        &(0..8)
+            .map(|m| (format!("{{mode=\"{m}\"}}"), c.requests_by_mode[m] as f64))
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        "responses_total",
+        "counter",
+        "Time responses sent (kisses not included).",
+        &plain(c.responses),
+    );
+    metric(
+        "interleaved_responses_total",
+        "counter",
+        "Responses in interleaved mode.",
+        &plain(c.interleaved),
+    );
+    metric(
+        "drops_total",
+        "counter",
+        "Requests not answered, by reason.",
+        &DropReason::ALL
+            .iter()
+            .map(|r| {
+                (
+                    format!("{{reason=\"{}\"}}", r.label()),
+                    c.dropped(*r) as f64,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        "kod_sent_total",
+        "counter",
+        "Kiss-o'-death responses sent, by code.",
+        &[
+            ("{code=\"RATE\"}".to_string(), c.kod_rate as f64),
+            ("{code=\"DENY\"}".to_string(), c.kod_deny as f64),
+        ],
+    );
+    metric(
+        "rate_limited_total",
+        "counter",
+        "Requests over the rate limit (dropped or kissed).",
+        &plain(c.dropped(DropReason::RateLimited)),
+    );
+    metric(
+        "send_errors_total",
+        "counter",
+        "Responses the kernel refused.",
+        &plain(c.send_errors),
+    );
+    metric(
+        "clients",
+        "gauge",
+        "Clients in the rate-limit table.",
+        &plain(clients as u64),
+    );
+    metric(
+        "stratum",
+        "gauge",
+        "Stratum served (16: unsynchronised).",
+        &plain(u64::from(state.stratum.0)),
+    );
+    metric(
+        "leap_indicator",
+        "gauge",
+        "Leap indicator served (3: unsynchronised).",
+        &plain(state.leap as u64),
+    );
+    metric(
+        "root_dispersion_seconds",
+        "gauge",
+        "Root dispersion served.",
+        &[(String::new(), state.root_dispersion.to_seconds_f64())],
+    );
+    metric(
+        "root_delay_seconds",
+        "gauge",
+        "Root delay served.",
+        &[(String::new(), state.root_delay.to_seconds_f64())],
+    );
+    metric(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since start.",
+        &[(String::new(), shared.started.elapsed().as_secs_f64())],
+    );
+    o
+}
+
+/// The status document.
+pub(crate) fn status_json(shared: &Shared) -> serde_json::Value {
+    let c = *shared
+        .counters
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let state = *shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let reference = state.reference_id.interpret(state.stratum).to_string();
+    let mut drops = serde_json::Map::new();
+    for r in DropReason::ALL {
+        drops.insert(r.label().into(), c.dropped(r).into());
+    }
+    serde_json::json!({
+        "source": shared.source_description,
+        "uptime_seconds": shared.started.elapsed().as_secs_f64(),
+        "served": {
+            "leap": state.leap as u8,
+            "stratum": state.stratum.0,
+            "reference_id": reference,
+            "root_delay": state.root_delay.to_seconds_f64(),
+            "root_dispersion": state.root_dispersion.to_seconds_f64(),
+        },
+        "received": c.received,
+        "responses": c.responses,
+        "interleaved_responses": c.interleaved,
+        "requests_by_version": { "3": c.requests_by_version[3], "4": c.requests_by_version[4] },
+        "drops": drops,
+        "kod_sent": { "RATE": c.kod_rate, "DENY": c.kod_deny },
+        "upstream": shared.upstream.as_ref().map(|u| u.status_json()),
+    })
+}

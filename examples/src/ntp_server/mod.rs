@@ -1,0 +1,10 @@
+//! `ntp-server`: [`tempora_ntp::server::ServerCore`] on batched, timestamped sockets, one
+//! per thread, with the time from a local clock, the kernel or upstream servers.
+
+mod config;
+mod daemon;
+mod metrics;
+mod state;
+
+pub use config::{AccessConfig, AccessRuleConfig, ServerConfig, TimeSource};
+pub use daemon::{NtpServer, ServerError};

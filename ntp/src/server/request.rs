@@ -1,0 +1,566 @@
+//! The server's decision for one request, sans-IO: bytes, sender, receive timestamp and a
+//! monotonic instant in; the answer's bytes (or the reason for silence) out.
+
+use core::net::IpAddr;
+
+use tempora_ntp_proto::{
+    AssociationMode, Error as WireError, KissCode, NtpPacket, NtpTimestamp, PacketBuilder,
+    ServerState, Version, kiss_of_death, server_response,
+};
+
+use crate::server::access::{AccessAction, AccessList};
+use crate::server::clients::{ClientTable, RateVerdict};
+
+/// Why a request got no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than a header, longer than the buffer, or bad extension fields or MAC.
+    Malformed,
+    /// Version 0-2 or 5-7.
+    BadVersion,
+    /// Mode 6 (control): never answered, an old amplification vector.
+    Mode6,
+    /// Mode 7 (private): never answered, the monlist amplifier.
+    Mode7,
+    /// Not a client request (server, broadcast, symmetric modes).
+    NotClient,
+    /// Refused by the access list (action `ignore`).
+    Denied,
+    /// Over the rate limit.
+    RateLimited,
+}
+
+impl DropReason {
+    /// Every reason, for metrics.
+    pub const ALL: [Self; 7] = [
+        Self::Malformed,
+        Self::BadVersion,
+        Self::Mode6,
+        Self::Mode7,
+        Self::NotClient,
+        Self::Denied,
+        Self::RateLimited,
+    ];
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::BadVersion => "bad_version",
+            Self::Mode6 => "mode6",
+            Self::Mode7 => "mode7",
+            Self::NotClient => "not_client",
+            Self::Denied => "denied",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What to send back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Send `len` bytes of the output buffer.
+    Reply {
+        /// Bytes.
+        len: usize,
+        /// Write the transmit timestamp as late as possible (basic mode). Not for
+        /// interleaved answers (their transmit field is the previous answer's) and kisses.
+        stamp_transmit: bool,
+        /// Ask the kernel for this answer's transmit timestamp, for the client's next,
+        /// interleaved request; give it to [`ClientTable::record_transmit`].
+        want_tx_timestamp: bool,
+    },
+    /// Send nothing.
+    Drop(DropReason),
+}
+
+/// Counts of what the server did, per thread; summed into the shared metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams received.
+    pub received: u64,
+    /// Valid client requests, by version (index 3 and 4).
+    pub requests_by_version: [u64; 8],
+    /// Valid requests by mode (0-7); mode 6 and 7 counted here too.
+    pub requests_by_mode: [u64; 8],
+    /// Time answers sent (kisses not included).
+    pub responses: u64,
+    /// Of those, interleaved.
+    pub interleaved: u64,
+    /// Drops by [`DropReason`].
+    pub drops: [u64; 7],
+    /// Kisses sent: RATE, DENY.
+    pub kod_rate: u64,
+    /// DENY kisses.
+    pub kod_deny: u64,
+    /// Send failures.
+    pub send_errors: u64,
+}
+
+impl Counters {
+    /// Adds `other` in.
+    pub fn add(&mut self, other: &Self) {
+        self.received += other.received;
+        for i in 0..8 {
+            self.requests_by_version[i] += other.requests_by_version[i];
+            self.requests_by_mode[i] += other.requests_by_mode[i];
+        }
+        self.responses += other.responses;
+        self.interleaved += other.interleaved;
+        for i in 0..self.drops.len() {
+            self.drops[i] += other.drops[i];
+        }
+        self.kod_rate += other.kod_rate;
+        self.kod_deny += other.kod_deny;
+        self.send_errors += other.send_errors;
+    }
+
+    /// Drops for one reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    fn drop(&mut self, reason: DropReason) -> Answer {
+        self.drops[reason.index()] += 1;
+        Answer::Drop(reason)
+    }
+}
+
+/// One request as the I/O layer hands it over.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The datagram.
+    pub bytes: &'a [u8],
+    /// Whether the datagram was cut by the receive buffer.
+    pub truncated: bool,
+    /// The sender.
+    pub from: IpAddr,
+    /// The receive timestamp (kernel's where there is one).
+    pub rx: NtpTimestamp,
+    /// A monotonic clock, nanoseconds, for the rate limiter.
+    pub now_ns: u64,
+}
+
+/// The server's request handling.
+#[derive(Clone, Debug, Default)]
+pub struct ServerCore {
+    /// Who may ask.
+    pub access: AccessList,
+    /// Serve interleaved mode (RFC 9769).
+    pub interleaved: bool,
+}
+
+impl ServerCore {
+    /// Decides on one request; a reply is written to `out` (at least 64 bytes).
+    pub fn handle(
+        &self,
+        request: &Request<'_>,
+        state: &ServerState,
+        clients: &mut ClientTable,
+        counters: &mut Counters,
+        out: &mut [u8],
+    ) -> Answer {
+        counters.received += 1;
+        if request.truncated {
+            return counters.drop(DropReason::Malformed);
+        }
+        let packet = match NtpPacket::parse(request.bytes) {
+            Ok(p) => p,
+            Err(WireError::ControlMessage) => {
+                counters.requests_by_mode[6] += 1;
+                return counters.drop(DropReason::Mode6);
+            }
+            Err(WireError::PrivateMessage) => {
+                counters.requests_by_mode[7] += 1;
+                return counters.drop(DropReason::Mode7);
+            }
+            Err(WireError::VersionTooOld { .. } | WireError::VersionTooNew { .. }) => {
+                return counters.drop(DropReason::BadVersion);
+            }
+            Err(_) => return counters.drop(DropReason::Malformed),
+        };
+        let header = packet.header;
+        counters.requests_by_mode[header.mode as usize & 7] += 1;
+        if header.mode != AssociationMode::Client {
+            return counters.drop(DropReason::NotClient);
+        }
+        counters.requests_by_version[match header.version {
+            Version::V3 => 3,
+            Version::V4 => 4,
+        }] += 1;
+        let kiss = |code: KissCode, counters: &mut Counters, out: &mut [u8]| {
+            let Ok(kod) = kiss_of_death(&header, code) else {
+                return counters.drop(DropReason::Malformed);
+            };
+            match kod.emit_bytes(out) {
+                Ok(len) => {
+                    match code {
+                        KissCode::Rate => counters.kod_rate += 1,
+                        _ => counters.kod_deny += 1,
+                    }
+                    Answer::Reply {
+                        len,
+                        stamp_transmit: false,
+                        want_tx_timestamp: false,
+                    }
+                }
+                Err(_) => counters.drop(DropReason::Malformed),
+            }
+        };
+        match self.access.check(request.from) {
+            AccessAction::Allow => {}
+            AccessAction::Ignore => return counters.drop(DropReason::Denied),
+            AccessAction::Deny => return kiss(KissCode::Deny, counters, out),
+        }
+        match clients.rate(request.from, request.now_ns) {
+            RateVerdict::Answer => {}
+            RateVerdict::Drop => return counters.drop(DropReason::RateLimited),
+            RateVerdict::Kiss => {
+                counters.drops[DropReason::RateLimited.index()] += 1;
+                return kiss(KissCode::Rate, counters, out);
+            }
+        }
+        let previous_tx = if self.interleaved {
+            clients.interleaved_transmit(request.from, header.origin_timestamp, request.now_ns)
+        } else {
+            None
+        };
+        let response = match previous_tx {
+            // Interleaved: the origin names the client's request (its receive field), the
+            // transmit is the kernel's timestamp of the previous answer.
+            Some(tx) => server_response(&header, state, request.rx, tx).map(|mut h| {
+                h.origin_timestamp = header.receive_timestamp;
+                h
+            }),
+            None => server_response(&header, state, request.rx, request.rx),
+        };
+        let Ok(response) = response else {
+            return counters.drop(DropReason::Malformed);
+        };
+        let built = PacketBuilder::response(out, &response, request.bytes.len()).and_then(|b| {
+            if packet.mac.is_some() {
+                // No keys are configured for the server: tell the client so.
+                b.finish_with_crypto_nak()
+            } else {
+                b.finish()
+            }
+        });
+        let Ok(len) = built else {
+            return counters.drop(DropReason::Malformed);
+        };
+        // A client that sends a non-zero origin may come back interleaved.
+        let want_tx_timestamp = self.interleaved && !header.origin_timestamp.is_zero();
+        if want_tx_timestamp || previous_tx.is_some() {
+            clients.record_receive(request.from, request.rx, want_tx_timestamp, request.now_ns);
+        }
+        counters.responses += 1;
+        if previous_tx.is_some() {
+            counters.interleaved += 1;
+        }
+        Answer::Reply {
+            len,
+            stamp_transmit: previous_tx.is_none(),
+            want_tx_timestamp,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::clients::RateLimit;
+    use alloc::vec::Vec;
+    use tempora_ntp_proto::{
+        LeapIndicator, Log2Seconds, NtpHeader, NtpShort, ReferenceId, Stratum, client_request,
+    };
+
+    fn state() -> ServerState {
+        ServerState {
+            leap: LeapIndicator::NoWarning,
+            stratum: Stratum(2),
+            precision: Log2Seconds(-24),
+            root_delay: NtpShort::from_seconds_f64(0.01),
+            root_dispersion: NtpShort::from_seconds_f64(0.02),
+            reference_id: ReferenceId::from_name(b"GPS").unwrap(),
+            reference_timestamp: NtpTimestamp::from_bits(0xE000_0000_0000_0000),
+        }
+    }
+
+    fn ask(
+        core: &ServerCore,
+        clients: &mut ClientTable,
+        counters: &mut Counters,
+        bytes: &[u8],
+        from: &str,
+        rx: u64,
+    ) -> (Answer, Vec<u8>) {
+        let mut out = [0u8; 128];
+        let a = core.handle(
+            &Request {
+                bytes,
+                truncated: false,
+                from: from.parse().unwrap(),
+                rx: NtpTimestamp::from_bits(rx),
+                now_ns: rx,
+            },
+            &state(),
+            clients,
+            counters,
+            &mut out,
+        );
+        let len = match a {
+            Answer::Reply { len, .. } => len,
+            Answer::Drop(_) => 0,
+        };
+        (a, out[..len].to_vec())
+    }
+
+    #[test]
+    fn every_field_of_a_basic_answer() {
+        let core = ServerCore::default();
+        let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
+        let mut c = Counters::default();
+        for version in [Version::V3, Version::V4] {
+            let mut req = client_request(version, 0xABCD);
+            req.poll = Log2Seconds(6);
+            let (a, bytes) = ask(&core, &mut clients, &mut c, &req.to_bytes(), "::1", 77);
+            assert!(matches!(
+                a,
+                Answer::Reply {
+                    len: 48,
+                    stamp_transmit: true,
+                    ..
+                }
+            ));
+            let h = NtpHeader::parse_bytes(&bytes).unwrap();
+            let s = state();
+            assert_eq!(h.version, version, "v3 asked, v3 answered");
+            assert_eq!(h.mode, AssociationMode::Server);
+            assert_eq!(h.leap, s.leap);
+            assert_eq!(h.stratum, s.stratum);
+            assert_eq!(h.poll, Log2Seconds(6));
+            assert_eq!(h.precision, s.precision);
+            assert_eq!(h.root_delay, s.root_delay);
+            assert_eq!(h.root_dispersion, s.root_dispersion);
+            assert_eq!(h.reference_id, s.reference_id);
+            assert_eq!(h.reference_timestamp, s.reference_timestamp);
+            assert_eq!(h.origin_timestamp, NtpTimestamp::from_bits(0xABCD));
+            assert_eq!(h.receive_timestamp, NtpTimestamp::from_bits(77));
+        }
+        assert_eq!(c.responses, 2);
+        assert_eq!(c.requests_by_version[3], 1);
+        assert_eq!(c.requests_by_version[4], 1);
+    }
+
+    #[test]
+    fn malformed_input_is_dropped_and_counted() {
+        let core = ServerCore::default();
+        let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
+        let mut c = Counters::default();
+        let good = client_request(Version::V4, 1).to_bytes();
+        let mut mode6 = good;
+        mode6[0] = (4 << 3) | 6;
+        let mut mode7 = good;
+        mode7[0] = (2 << 3) | 7;
+        let mut v1 = good;
+        v1[0] = (1 << 3) | 3;
+        let mut server_mode = good;
+        server_mode[0] = (4 << 3) | 4;
+        let mut bad_ef = good.to_vec();
+        bad_ef.extend_from_slice(&[0x01, 0x04, 0x00, 0x07, 0, 0, 0, 0]);
+        let garbage: Vec<u8> = (0..1024u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let cases: [(&[u8], DropReason); 7] = [
+            (&good[..47], DropReason::Malformed),
+            (&[], DropReason::Malformed),
+            (&mode6, DropReason::Mode6),
+            (&mode7, DropReason::Mode7),
+            (&v1, DropReason::BadVersion),
+            (&server_mode, DropReason::NotClient),
+            (&bad_ef, DropReason::Malformed),
+        ];
+        for (bytes, reason) in cases {
+            let (a, _) = ask(&core, &mut clients, &mut c, bytes, "10.0.0.1", 5);
+            assert_eq!(a, Answer::Drop(reason), "{bytes:?}");
+        }
+        let (a, _) = ask(&core, &mut clients, &mut c, &garbage, "10.0.0.1", 5);
+        assert!(matches!(a, Answer::Drop(_)), "1 KB of garbage: {a:?}");
+        assert_eq!(c.dropped(DropReason::Mode6), 1);
+        assert_eq!(c.dropped(DropReason::Mode7), 1);
+        assert_eq!(c.responses, 0);
+        assert_eq!(c.received, 8);
+    }
+
+    #[test]
+    fn access_list_ignores_or_kisses() {
+        use crate::server::access::{AccessRule, Cidr};
+        let core = ServerCore {
+            access: AccessList {
+                rules: vec![
+                    AccessRule {
+                        action: AccessAction::Deny,
+                        networks: vec!["10.9.0.0/16".parse::<Cidr>().unwrap()],
+                    },
+                    AccessRule {
+                        action: AccessAction::Allow,
+                        networks: vec!["10.0.0.0/8".parse().unwrap()],
+                    },
+                ],
+                default: AccessAction::Ignore,
+            },
+            interleaved: false,
+        };
+        let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
+        let mut c = Counters::default();
+        let req = client_request(Version::V4, 99).to_bytes();
+        let (a, _) = ask(&core, &mut clients, &mut c, &req, "192.0.2.1", 1);
+        assert_eq!(a, Answer::Drop(DropReason::Denied));
+        let (_, bytes) = ask(&core, &mut clients, &mut c, &req, "10.9.1.1", 1);
+        let h = NtpHeader::parse_bytes(&bytes).unwrap();
+        assert_eq!(h.stratum, Stratum::KISS_OF_DEATH);
+        assert_eq!(h.reference_id, ReferenceId::from_kiss_code(KissCode::Deny));
+        assert_eq!(h.origin_timestamp, NtpTimestamp::from_bits(99));
+        let (a, _) = ask(&core, &mut clients, &mut c, &req, "10.1.1.1", 1);
+        assert!(matches!(a, Answer::Reply { .. }));
+        assert_eq!(c.kod_deny, 1);
+    }
+
+    #[test]
+    fn a_burst_gets_rate_kisses_and_another_client_is_unaffected() {
+        let core = ServerCore::default();
+        let mut clients = ClientTable::new(
+            RateLimit {
+                enabled: true,
+                interval: 4,
+                burst: 4,
+                leak: 63,
+                table_size: 64,
+            },
+            [7; 16],
+        );
+        let mut c = Counters::default();
+        let req = client_request(Version::V4, 5).to_bytes();
+        let mut kisses = 0;
+        let mut answers = 0;
+        for i in 0..50 {
+            let (a, bytes) = ask(&core, &mut clients, &mut c, &req, "203.0.113.5", i);
+            if let Answer::Reply { .. } = a {
+                let h = NtpHeader::parse_bytes(&bytes).unwrap();
+                if h.stratum == Stratum::KISS_OF_DEATH {
+                    assert_eq!(h.reference_id, ReferenceId::from_kiss_code(KissCode::Rate));
+                    kisses += 1;
+                } else {
+                    answers += 1;
+                }
+            }
+        }
+        assert_eq!(answers, 4);
+        assert_eq!(kisses, 1, "one kiss per interval, never an amplifier");
+        let (a, bytes) = ask(&core, &mut clients, &mut c, &req, "203.0.113.6", 60);
+        assert!(matches!(a, Answer::Reply { .. }));
+        assert_ne!(
+            NtpHeader::parse_bytes(&bytes).unwrap().stratum,
+            Stratum::KISS_OF_DEATH
+        );
+        assert_eq!(c.dropped(DropReason::RateLimited), 46);
+        assert_eq!(c.kod_rate, 1);
+    }
+
+    #[test]
+    fn interleaved_exchange_as_chrony_does_it() {
+        let core = ServerCore {
+            interleaved: true,
+            ..ServerCore::default()
+        };
+        let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
+        let mut c = Counters::default();
+        // First request, basic (origin non-zero: the client may go interleaved).
+        let mut req = client_request(Version::V4, 0x1111);
+        req.origin_timestamp = NtpTimestamp::from_bits(0x0F0F);
+        let (a, _) = ask(
+            &core,
+            &mut clients,
+            &mut c,
+            &req.to_bytes(),
+            "192.0.2.9",
+            1000,
+        );
+        assert!(matches!(
+            a,
+            Answer::Reply {
+                stamp_transmit: true,
+                want_tx_timestamp: true,
+                ..
+            }
+        ));
+        // The kernel reports when the answer left.
+        let tx1 = NtpTimestamp::from_bits(1005);
+        clients.record_transmit(
+            "192.0.2.9".parse().unwrap(),
+            NtpTimestamp::from_bits(1000),
+            tx1,
+        );
+        // Second request, interleaved: origin = our receive timestamp of the first,
+        // receive = the client's receive timestamp of our first answer.
+        let mut req2 = client_request(Version::V4, 0x2222);
+        req2.origin_timestamp = NtpTimestamp::from_bits(1000);
+        req2.receive_timestamp = NtpTimestamp::from_bits(0x7777);
+        let (a, bytes) = ask(
+            &core,
+            &mut clients,
+            &mut c,
+            &req2.to_bytes(),
+            "192.0.2.9",
+            2000,
+        );
+        assert!(matches!(
+            a,
+            Answer::Reply {
+                stamp_transmit: false,
+                ..
+            }
+        ));
+        let h = NtpHeader::parse_bytes(&bytes).unwrap();
+        assert_eq!(h.origin_timestamp, NtpTimestamp::from_bits(0x7777));
+        assert_eq!(h.receive_timestamp, NtpTimestamp::from_bits(2000));
+        assert_eq!(h.transmit_timestamp, tx1);
+        assert_eq!(c.interleaved, 1);
+        // A basic client (origin zero) never gets an interleaved answer nor a TX stamp.
+        let basic = client_request(Version::V4, 0x3333);
+        let (a, _) = ask(
+            &core,
+            &mut clients,
+            &mut c,
+            &basic.to_bytes(),
+            "192.0.2.10",
+            3000,
+        );
+        assert!(matches!(
+            a,
+            Answer::Reply {
+                stamp_transmit: true,
+                want_tx_timestamp: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_request_with_a_mac_gets_a_crypto_nak_and_no_more_bytes_than_it_sent() {
+        let core = ServerCore::default();
+        let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
+        let mut c = Counters::default();
+        let mut req = client_request(Version::V4, 8).to_bytes().to_vec();
+        req.extend_from_slice(&[0, 0, 0, 1]);
+        req.extend_from_slice(&[0xAA; 20]);
+        let (a, bytes) = ask(&core, &mut clients, &mut c, &req, "127.0.0.1", 1);
+        assert!(matches!(a, Answer::Reply { len: 52, .. }), "{a:?}");
+        assert_eq!(&bytes[48..], &[0, 0, 0, 0]);
+        assert!(bytes.len() <= req.len());
+    }
+}

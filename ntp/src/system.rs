@@ -1,0 +1,681 @@
+//! The system side of an NTP client: selection over the sources, the discipline, and the
+//! state a server built on it passes downstream. Sans-IO.
+
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use tempora_clock_discipline::{
+    Discipline, DisciplineConfig, DisciplineError, DisciplineInput, FrequencyState, RfcConfig,
+    RfcDiscipline,
+};
+use tempora_clock_filter::{
+    Candidate, CandidateVerdict, SelectionConfig, SelectionError, SelectionMark, SystemEstimate,
+    select,
+};
+use tempora_clock_types::{ActionList, ClockAction};
+use tempora_clock_types::{Leap, LocalInstant};
+use tempora_ntp_proto::{
+    LeapIndicator, Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState, Stratum,
+};
+
+use crate::refclock::RefclockSource;
+use crate::source::{NtpSource, ResponseOutcome};
+
+/// Events kept for [`NtpSystem::poll_event`] at most; older ones are dropped first, so a
+/// caller that never polls does not grow memory.
+const MAX_EVENTS: usize = 64;
+
+/// A request to send: [`Self::len`] bytes of the buffer given to
+/// [`NtpSystem::poll_transmit`], to source [`Self::source`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    /// The source's index (configuration order).
+    pub source: usize,
+    /// Bytes written.
+    pub len: usize,
+}
+
+/// What happened, for logs, metrics and status.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SystemEvent {
+    /// What an answer from source `source` came to.
+    Response {
+        /// The source's index.
+        source: usize,
+        /// The outcome.
+        outcome: ResponseOutcome,
+    },
+    /// A reference clock was read (`measured: false` when the reading failed).
+    Reading {
+        /// The reference clock's index among the reference clocks.
+        refclock: usize,
+        /// Whether the reading became a measurement.
+        measured: bool,
+    },
+    /// Selection and the discipline ran: the new system estimate.
+    Updated(SystemEstimate),
+    /// Selection or the discipline ran and gave nothing (too few sources, waiting for
+    /// the first answers, a step refused).
+    NotUpdated(SystemError),
+}
+
+/// Which discipline steers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DisciplineKind {
+    /// The default discipline.
+    Default(DisciplineConfig),
+    /// The RFC 5905 PLL/FLL (reference).
+    Rfc(RfcConfig),
+}
+
+/// System settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SystemConfig {
+    /// Selection settings.
+    pub selection: SelectionConfig,
+    /// The discipline.
+    pub discipline: DisciplineKind,
+    /// Measure and report, never steer.
+    pub observe_only: bool,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        Self {
+            selection: SelectionConfig::default(),
+            discipline: DisciplineKind::Default(DisciplineConfig::default()),
+            observe_only: false,
+        }
+    }
+}
+
+/// Why an update produced no clock actions.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SystemError {
+    /// No system estimate.
+    #[error("selection: {0}")]
+    Selection(#[from] SelectionError),
+    /// The discipline refused.
+    #[error("discipline: {0}")]
+    Discipline(#[from] DisciplineError),
+    /// Waiting for every source's first answer (or missed polls) before selecting.
+    #[error("waiting for the first answers of every source")]
+    Starting,
+}
+
+enum Steering {
+    Default(Discipline),
+    Rfc(RfcDiscipline),
+}
+
+/// The sources, the selection and the discipline: an NTP client.
+///
+/// - getters: [`Self::sources`], [`Self::refclocks`], [`Self::estimate`],
+///   [`Self::frequency_ppm`], [`Self::last_update`], [`Self::updates`], [`Self::verdicts`],
+///   [`Self::server_state`];
+/// - `handle_*`, input, each with `now`: [`Self::handle_timeout`],
+///   [`Self::handle_transmit_timestamp`], [`Self::handle_response`],
+///   [`Self::handle_refclock_reading`];
+/// - mutators: [`Self::reset_source`];
+/// - `poll_*`, output: [`Self::poll_transmit`], [`Self::poll_action`], [`Self::poll_event`],
+///   [`Self::poll_timeout`].
+///
+/// After every `handle_*` call, drain `poll_transmit` (send each request to its source),
+/// `poll_action` (apply each to the clock, in order) and `poll_event`; then wait until
+/// `poll_timeout` or the next datagram. Selection indices (the system peer,
+/// [`Self::verdicts`]) count the NTP sources first, then the reference clocks.
+pub struct NtpSystem {
+    sources: Vec<NtpSource>,
+    refclocks: Vec<RefclockSource>,
+    config: SystemConfig,
+    steering: Steering,
+    verdicts: Vec<CandidateVerdict>,
+    previous_peer: Option<usize>,
+    estimate: Option<SystemEstimate>,
+    frequency_ppm: f64,
+    last_update: Option<LocalInstant>,
+    updates: u64,
+    actions: VecDeque<ClockAction>,
+    events: VecDeque<SystemEvent>,
+    /// The next source [`Self::poll_transmit`] looks at (round robin).
+    next_transmit: usize,
+}
+
+impl NtpSystem {
+    /// A system over `sources`, starting from the frequency the clock has now.
+    pub fn new(sources: Vec<NtpSource>, config: SystemConfig, frequency_ppm: f64) -> Self {
+        Self::with_refclocks(sources, Vec::new(), config, frequency_ppm)
+    }
+
+    /// A system over NTP sources and reference clocks.
+    pub fn with_refclocks(
+        sources: Vec<NtpSource>,
+        refclocks: Vec<RefclockSource>,
+        config: SystemConfig,
+        frequency_ppm: f64,
+    ) -> Self {
+        let steering = match config.discipline {
+            DisciplineKind::Default(c) => {
+                let (d, _) = Discipline::with_frequency(
+                    c,
+                    FrequencyState {
+                        ppm: frequency_ppm,
+                        error_ppm: c.max_frequency_ppm,
+                    },
+                );
+                Steering::Default(d)
+            }
+            DisciplineKind::Rfc(c) => {
+                Steering::Rfc(RfcDiscipline::new(c, Some(frequency_ppm), 1e-7))
+            }
+        };
+        let verdicts = vec![CandidateVerdict::None; sources.len() + refclocks.len()];
+        Self {
+            sources,
+            refclocks,
+            config,
+            steering,
+            verdicts,
+            previous_peer: None,
+            estimate: None,
+            frequency_ppm,
+            last_update: None,
+            updates: 0,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            next_transmit: 0,
+        }
+    }
+
+    /// The NTP sources, in configuration order.
+    pub fn sources(&self) -> &[NtpSource] {
+        &self.sources
+    }
+
+    /// The reference clocks; in selection indices they follow the sources.
+    pub fn refclocks(&self) -> &[RefclockSource] {
+        &self.refclocks
+    }
+
+    /// Starts source `index` afresh at `now` (the address behind its name changed): its
+    /// samples, reach and poll interval go; it polls at once. Out of range: nothing.
+    pub fn reset_source(&mut self, index: usize, now: LocalInstant) {
+        if let Some(s) = self.sources.get_mut(index) {
+            *s = NtpSource::new(s.config(), now);
+        }
+    }
+
+    fn push_event(&mut self, event: SystemEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    /// The next thing that happened, oldest first.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SystemEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next action to apply to the clock, in order. Their corrections are already
+    /// carried into every source's samples.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<ClockAction> {
+        self.actions.pop_front()
+    }
+
+    /// The next request to send, written into `buf` (at least [`crate::REQUEST_LEN`]
+    /// bytes), and the source it goes to. Report when it left with
+    /// [`Self::handle_transmit_timestamp`].
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        let n = self.sources.len();
+        for k in 0..n {
+            let i = (self.next_transmit + k) % n;
+            if let Some(len) = self.sources[i].poll_transmit(buf) {
+                self.next_transmit = (i + 1) % n;
+                return Some(Transmit { source: i, len });
+            }
+        }
+        None
+    }
+
+    /// The kernel's transmit timestamp of source `index`'s request: T1 made exact.
+    pub fn handle_transmit_timestamp(&mut self, index: usize, t1: NtpTimestamp) {
+        if let Some(s) = self.sources.get_mut(index) {
+            s.handle_transmit_timestamp(t1);
+        }
+    }
+
+    /// Takes a datagram from source `index` that arrived when the local clock read `t4`,
+    /// at `now`. A new measurement runs the selection and the discipline.
+    pub fn handle_response(
+        &mut self,
+        index: usize,
+        bytes: &[u8],
+        t4: NtpTimestamp,
+        now: LocalInstant,
+    ) {
+        let Some(source) = self.sources.get_mut(index) else {
+            return;
+        };
+        source.handle_response(bytes, t4, now);
+        let Some(outcome) = source.poll_event() else {
+            return;
+        };
+        self.push_event(SystemEvent::Response {
+            source: index,
+            outcome,
+        });
+        if matches!(outcome, ResponseOutcome::Measured(_)) {
+            self.run_update(now);
+        }
+    }
+
+    /// Takes a reading of reference clock `index` at `now` (see
+    /// [`RefclockSource::handle_reading`]); a measurement runs the selection and the
+    /// discipline. Read it when its [`RefclockSource::poll_timeout`] is due.
+    pub fn handle_refclock_reading(
+        &mut self,
+        index: usize,
+        now: LocalInstant,
+        reading: Option<(f64, f64)>,
+    ) {
+        let Some(refclock) = self.refclocks.get_mut(index) else {
+            return;
+        };
+        let measured = refclock.handle_reading(now, reading).is_some();
+        self.push_event(SystemEvent::Reading {
+            refclock: index,
+            measured,
+        });
+        if measured {
+            self.run_update(now);
+        }
+    }
+
+    fn run_update(&mut self, now: LocalInstant) {
+        match self.update(now) {
+            Ok(actions) => {
+                self.actions.extend(actions.iter().copied());
+                if let Some(e) = self.estimate {
+                    self.push_event(SystemEvent::Updated(e));
+                }
+            }
+            Err(e) => self.push_event(SystemEvent::NotUpdated(e)),
+        }
+    }
+
+    /// The last system estimate.
+    pub fn estimate(&self) -> Option<SystemEstimate> {
+        self.estimate
+    }
+
+    /// The frequency correction set now, ppm.
+    pub fn frequency_ppm(&self) -> f64 {
+        self.frequency_ppm
+    }
+
+    /// Time of the last update.
+    pub fn last_update(&self) -> Option<LocalInstant> {
+        self.last_update
+    }
+
+    /// Number of successful updates.
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// The verdicts of the last selection, one per source.
+    pub fn verdicts(&self) -> &[CandidateVerdict] {
+        &self.verdicts
+    }
+
+    /// When [`Self::handle_timeout`] wants to run: the next source's poll, the next
+    /// reference clock reading, the end of an offset correction or the RFC discipline's
+    /// once-a-second tick.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<LocalInstant> {
+        let discipline = if self.config.observe_only {
+            None
+        } else {
+            self.discipline_timeout()
+        };
+        self.sources
+            .iter()
+            .filter_map(NtpSource::poll_timeout)
+            .chain(self.refclocks.iter().map(RefclockSource::poll_timeout))
+            .chain(discipline)
+            .min()
+    }
+
+    fn discipline_timeout(&self) -> Option<LocalInstant> {
+        match &self.steering {
+            Steering::Default(d) => d.poll_timeout(),
+            Steering::Rfc(r) => r.poll_timeout(),
+        }
+    }
+
+    /// Runs what is due at `now`: every source whose poll is due makes its request
+    /// (`local` is the local clock's reading, `random` gives each request's nonce: use a
+    /// cryptographic source; where it gives `None` the source does not poll, as a
+    /// guessable nonce would let an off-path attacker forge answers), and the discipline's
+    /// timer runs. Reference clocks are read by the caller
+    /// ([`Self::handle_refclock_reading`]).
+    pub fn handle_timeout(
+        &mut self,
+        now: LocalInstant,
+        local: NtpTimestamp,
+        mut random: impl FnMut() -> Option<u64>,
+    ) {
+        for source in &mut self.sources {
+            if source.poll_timeout().is_some_and(|t| t <= now) {
+                if let Some(nonce) = random() {
+                    let _made = source.handle_timeout(now, local, nonce);
+                }
+            }
+        }
+        if self.config.observe_only || self.discipline_timeout().is_none_or(|t| t > now) {
+            return;
+        }
+        let actions = match &mut self.steering {
+            Steering::Default(d) => d.handle_timeout(now),
+            Steering::Rfc(r) => r.tick(now),
+        };
+        self.carry(&actions, now);
+        self.actions.extend(actions.iter().copied());
+    }
+
+    /// Runs selection and the discipline after new measurements. At start it waits until
+    /// every source has answered or missed its first polls: selecting on the first answer
+    /// alone would follow whichever server spoke first, liar or not.
+    fn update(&mut self, now: LocalInstant) -> Result<ActionList, SystemError> {
+        if self.updates == 0
+            && !(self.sources.iter().all(NtpSource::is_settled)
+                && self.refclocks.iter().all(RefclockSource::is_settled))
+        {
+            return Err(SystemError::Starting);
+        }
+        let total = self.sources.len() + self.refclocks.len();
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(total);
+        let mut index = Vec::with_capacity(total);
+        let offered = self
+            .sources
+            .iter()
+            .map(|s| s.candidate(now))
+            .chain(self.refclocks.iter().map(|r| r.candidate(now)));
+        for (i, c) in offered.enumerate() {
+            if let Some(c) = c {
+                candidates.push(c);
+                index.push(i);
+            }
+        }
+        self.verdicts.resize(total, CandidateVerdict::None);
+        let mut verdicts = vec![CandidateVerdict::None; candidates.len()];
+        let previous = self
+            .previous_peer
+            .and_then(|p| index.iter().position(|&i| i == p));
+        let result = select(
+            &candidates,
+            &mut verdicts,
+            previous,
+            &self.config.selection,
+            now,
+        );
+        self.verdicts.fill(CandidateVerdict::None);
+        for (v, &i) in verdicts.iter().zip(&index) {
+            self.verdicts[i] = *v;
+        }
+        let verdicts = &self.verdicts;
+        let mark = |i: usize, reachable: bool| {
+            if reachable {
+                SelectionMark::from(verdicts[i])
+            } else {
+                SelectionMark::Unreachable
+            }
+        };
+        let n = self.sources.len();
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            source.set_mark(mark(i, source.reach().is_reachable()));
+        }
+        for (i, refclock) in self.refclocks.iter_mut().enumerate() {
+            refclock.set_mark(mark(n + i, refclock.reach().is_reachable()));
+        }
+        let estimate = result?;
+        let peer = index[estimate.system_peer];
+        self.previous_peer = Some(peer);
+        self.estimate = Some(SystemEstimate {
+            system_peer: peer,
+            ..estimate
+        });
+        if self.config.observe_only {
+            self.last_update = Some(now);
+            self.updates += 1;
+            return Ok(ActionList::new());
+        }
+        let peer_candidate = candidates[estimate.system_peer];
+        let actions = match &mut self.steering {
+            Steering::Default(d) => d.update(
+                &DisciplineInput {
+                    offset: estimate.offset,
+                    offset_error: estimate.jitter,
+                    frequency: estimate.frequency,
+                    root_distance: peer_candidate.root_distance(now),
+                },
+                now,
+            )?,
+            Steering::Rfc(r) => r.update(estimate.offset, now)?,
+        };
+        self.carry(&actions, now);
+        self.last_update = Some(now);
+        self.updates += 1;
+        Ok(actions)
+    }
+
+    /// Tells every source of the corrections the actions make.
+    fn carry(&mut self, actions: &ActionList, now: LocalInstant) {
+        for action in actions {
+            if let Some(correction) = action.correction(self.frequency_ppm, now) {
+                for source in &mut self.sources {
+                    source.apply_correction(correction);
+                }
+                for refclock in &mut self.refclocks {
+                    refclock.apply_correction(correction);
+                }
+            }
+            if let ClockAction::SetFrequency { ppm } = action {
+                self.frequency_ppm = *ppm;
+            }
+        }
+    }
+
+    /// What a server built on this system says about its clock: stratum one below the
+    /// system peer, its reference ID, the root delay and dispersion passed on;
+    /// unsynchronised (leap 3, stratum 16) without an estimate.
+    /// `peer_reference_id` gives the reference ID of a source (its address), which only
+    /// the caller knows; indices past the NTP sources are reference clocks.
+    pub fn server_state(
+        &self,
+        precision: Log2Seconds,
+        reference_time: NtpTimestamp,
+        peer_reference_id: impl Fn(usize) -> ReferenceId,
+    ) -> ServerState {
+        let Some(est) = self.estimate else {
+            return ServerState {
+                precision,
+                ..ServerState::UNSYNCHRONIZED
+            };
+        };
+        let leap = match est.leap {
+            Leap::Insert => LeapIndicator::InsertSecond,
+            Leap::Delete => LeapIndicator::DeleteSecond,
+            _ => LeapIndicator::NoWarning,
+        };
+        ServerState {
+            leap,
+            stratum: Stratum(est.stratum.min(16)),
+            precision,
+            root_delay: NtpShort::from_seconds_f64(est.root_delay),
+            root_dispersion: NtpShort::from_seconds_f64(est.root_dispersion),
+            reference_id: peer_reference_id(est.system_peer),
+            reference_timestamp: reference_time,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SourceConfig;
+    use tempora_ntp_proto::{NtpHeader, server_response};
+
+    /// NTP time at `seconds` into a run.
+    fn ts(seconds: f64) -> NtpTimestamp {
+        NtpTimestamp::from_bits((0xEC00_0000u64 << 32) + (seconds * 4_294_967_296.0) as u64)
+    }
+
+    fn system(n: usize, observe_only: bool) -> NtpSystem {
+        let sources = (0..n)
+            .map(|_| NtpSource::new(SourceConfig::default(), LocalInstant(0)))
+            .collect();
+        let config = SystemConfig {
+            observe_only,
+            ..SystemConfig::default()
+        };
+        NtpSystem::new(sources, config, 0.0)
+    }
+
+    /// Every request the system wants sent now, answered by a server `offset` seconds
+    /// ahead over a 2 ms round trip.
+    fn answer_all(s: &mut NtpSystem, at: f64, offset: f64) -> Vec<usize> {
+        let mut buf = [0u8; 48];
+        let mut asked = Vec::new();
+        while let Some(t) = s.poll_transmit(&mut buf) {
+            asked.push(t.source);
+            let request = NtpHeader::parse_bytes(&buf[..t.len]).unwrap();
+            let state = ServerState {
+                stratum: Stratum(1),
+                leap: LeapIndicator::NoWarning,
+                ..ServerState::UNSYNCHRONIZED
+            };
+            let server = ts(at + 0.001 + offset);
+            let reply = server_response(&request, &state, server, server).unwrap();
+            s.handle_transmit_timestamp(t.source, ts(at));
+            let now = LocalInstant::from_seconds_f64(at + 0.002);
+            s.handle_response(t.source, &reply.to_bytes(), ts(at + 0.002), now);
+        }
+        asked
+    }
+
+    fn events(s: &mut NtpSystem) -> Vec<SystemEvent> {
+        core::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    #[test]
+    fn every_due_source_sends_and_the_answers_make_an_estimate() {
+        let mut s = system(3, true);
+        s.handle_timeout(LocalInstant(0), ts(0.0), || Some(7));
+        assert_eq!(answer_all(&mut s, 0.0, 0.010), vec![0, 1, 2]);
+        let ev = events(&mut s);
+        let responses = ev
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    SystemEvent::Response {
+                        outcome: ResponseOutcome::Measured(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(responses, 3, "{ev:?}");
+        // The first two answers wait for the third (selection waits for every source).
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, SystemEvent::NotUpdated(SystemError::Starting)))
+        );
+        let Some(SystemEvent::Updated(e)) = ev.last().copied() else {
+            panic!("{ev:?}")
+        };
+        assert!((e.offset - 0.010).abs() < 1e-4, "{e:?}");
+        assert_eq!(s.poll_action(), None, "observe-only: nothing to apply");
+        // Nothing more is due until the burst's next poll, two seconds on.
+        let next = s.poll_timeout().unwrap();
+        assert!(
+            (next.seconds_since(LocalInstant(0)) - 2.0).abs() < 1e-6,
+            "{next:?}"
+        );
+    }
+
+    #[test]
+    fn without_randomness_no_request_leaves() {
+        let mut s = system(2, true);
+        s.handle_timeout(LocalInstant(0), ts(0.0), || None);
+        assert_eq!(s.poll_transmit(&mut [0u8; 48]), None);
+        // Still due: it polls once randomness is back.
+        assert_eq!(s.poll_timeout(), Some(LocalInstant(0)));
+        s.handle_timeout(LocalInstant(0), ts(0.0), || Some(9));
+        assert!(s.poll_transmit(&mut [0u8; 48]).is_some());
+    }
+
+    #[test]
+    fn a_steering_system_asks_for_the_step_and_carries_it() {
+        // A server 5 s ahead of a local clock that obeys the actions.
+        let mut s = system(1, false);
+        let mut local_behind = 5.0;
+        let mut at = 0.0;
+        let mut steps = Vec::new();
+        for _ in 0..8 {
+            let now = LocalInstant::from_seconds_f64(at);
+            s.handle_timeout(now, ts(at), || Some(11));
+            answer_all(&mut s, at, local_behind);
+            while let Some(action) = s.poll_action() {
+                if let ClockAction::Step { offset } = action {
+                    local_behind -= offset;
+                    steps.push(offset);
+                }
+            }
+            at += 2.0;
+        }
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert!((steps[0] - 5.0).abs() < 1e-3, "{steps:?}");
+        // The samples from before the step were carried across it: the estimate is the
+        // new offset (about 0), not a mix with the 5 s ones.
+        let c = s.sources()[0]
+            .candidate(LocalInstant::from_seconds_f64(at))
+            .unwrap();
+        assert!(c.offset.abs() < 1e-3, "{c:?}");
+        assert!(s.estimate().is_some_and(|e| e.offset.abs() < 1e-3));
+    }
+
+    #[test]
+    fn events_are_bounded_when_nobody_polls_them() {
+        let mut s = system(1, true);
+        for k in 0..1000 {
+            s.handle_response(0, &[0xFF; 48], ts(0.0), LocalInstant(k));
+        }
+        assert!(events(&mut s).len() <= MAX_EVENTS);
+        // Out-of-range indices are ignored, not a panic.
+        s.handle_response(5, &[0; 48], ts(0.0), LocalInstant(0));
+        s.handle_transmit_timestamp(5, ts(0.0));
+        s.handle_refclock_reading(5, LocalInstant(0), None);
+        s.reset_source(5, LocalInstant(0));
+    }
+
+    #[test]
+    fn a_reset_source_polls_again_at_once() {
+        let mut s = system(1, true);
+        s.handle_timeout(LocalInstant(0), ts(0.0), || Some(3));
+        answer_all(&mut s, 0.0, 0.0);
+        assert!(s.sources()[0].reach().is_reachable());
+        let later = LocalInstant::from_seconds_f64(1.0);
+        s.reset_source(0, later);
+        assert!(!s.sources()[0].reach().is_reachable());
+        assert_eq!(s.poll_timeout(), Some(later));
+    }
+}

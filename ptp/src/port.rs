@@ -1,0 +1,1063 @@
+//! The port of a slave-only ordinary clock, sans-IO: the caller passes every message with
+//! its receive timestamp and a monotonic instant, and asks when to run again; the port
+//! returns the messages to send, the clock actions and what happened. States as IEEE
+//! 1588-2019 9.2 defines them for a slave-only port: INITIALIZING, LISTENING,
+//! UNCALIBRATED, SLAVE and FAULTY.
+
+use alloc::collections::VecDeque;
+
+use tempora_clock_discipline::{PiServo, PiServoConfig, Servo};
+use tempora_clock_filter::{OffsetFilter, OffsetKalman, OffsetKalmanConfig};
+use tempora_clock_types::{ClockAction, LocalInstant};
+use tempora_ptp_proto::{
+    Body, ComparisonDataset, DelayMechanism, Flags, ForeignMasterTable, LogInterval, MessageType,
+    MessageWriter, PortIdentity, PortState, PtpHeader, PtpMessage, PtpTimestamp,
+};
+
+use crate::slave::{PtpSlaveCore, SlaveSample};
+
+/// Events and actions kept for the `poll_*` calls at most; the oldest go first, so a
+/// caller that never polls does not grow memory.
+const MAX_QUEUED: usize = 64;
+
+/// Settings of a port.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PortConfig {
+    /// domainNumber.
+    pub domain: u8,
+    /// majorSdoId (transportSpecific): 0, or 1 for gPTP.
+    pub sdo_id: u8,
+    /// Announce intervals without an Announce from the master before it is dropped.
+    pub announce_receipt_timeout: u8,
+    /// log2 of the Delay_Req interval until the master grants one in Delay_Resp.
+    pub log_min_delay_req_interval: i8,
+    /// Samples in UNCALIBRATED before SLAVE.
+    pub samples_to_calibrate: u32,
+    /// The servo.
+    pub servo: PiServoConfig,
+    /// The clock's frequency correction at start, ppb.
+    pub frequency_ppb: f64,
+    /// End-to-end (Delay_Req) or peer-to-peer (Pdelay_Req).
+    pub delay_mechanism: DelayMechanism,
+    /// log2 of the Pdelay_Req interval.
+    pub log_min_pdelay_req_interval: i8,
+    /// Whether the servo's output is applied to the clock (false: observe-only, and
+    /// [`PtpPort::poll_action`] gives nothing).
+    pub steering: bool,
+    /// Keep single far-off offsets (a Sync delayed by scheduling) from the servo.
+    pub spike_guard: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        Self {
+            domain: 0,
+            sdo_id: 0,
+            announce_receipt_timeout: 3,
+            log_min_delay_req_interval: 0,
+            samples_to_calibrate: 4,
+            servo: PiServoConfig::SOFTWARE,
+            frequency_ppb: 0.0,
+            delay_mechanism: DelayMechanism::E2e,
+            log_min_pdelay_req_interval: 0,
+            steering: true,
+            spike_guard: true,
+        }
+    }
+}
+
+/// A message [`PtpPort::poll_transmit`] wrote: [`Self::len`] bytes of the buffer, sent
+/// where [`Self::kind`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    /// Bytes written.
+    pub len: usize,
+    /// What it is, and so where it goes.
+    pub kind: Outgoing,
+}
+
+/// What a port reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PortEvent {
+    /// The state changed.
+    State {
+        /// From.
+        from: PortState,
+        /// To.
+        to: PortState,
+    },
+    /// A new master was chosen (or the old one lost with none to replace it: `None`).
+    Master(Option<ComparisonDataset>),
+    /// A measurement.
+    Sample(SlaveSample),
+    /// The master's currentUtcOffset, when it says it is valid.
+    UtcOffset(i16),
+}
+
+/// A message the port wants sent; where it goes follows from its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// Delay_Req: event port, primary group; report its transmit time.
+    DelayReq,
+    /// Pdelay_Req: event port, peer-delay group; report its transmit time.
+    PdelayReq,
+    /// Pdelay_Resp: event port, peer-delay group; report its transmit time (the
+    /// follow-up carries it).
+    PdelayResp,
+    /// Pdelay_Resp_Follow_Up: general port, peer-delay group.
+    PdelayRespFollowUp,
+}
+
+impl Outgoing {
+    /// Whether it goes to the peer-delay address.
+    pub fn is_peer_delay(self) -> bool {
+        !matches!(self, Outgoing::DelayReq)
+    }
+
+    /// Whether it is an event message (sent on the event port, timestamped).
+    pub fn is_event(self) -> bool {
+        !matches!(self, Outgoing::PdelayRespFollowUp)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Intent {
+    DelayReq,
+    PdelayReq,
+    PdelayResp {
+        sequence: u16,
+        requester: PortIdentity,
+        t2: i128,
+    },
+    PdelayRespFollowUp {
+        sequence: u16,
+        requester: PortIdentity,
+        t3: i128,
+    },
+}
+
+/// The peer-delay exchange in flight: t1 (our Pdelay_Req out), t2/t3 (the peer's), t4 (its
+/// response in), corrections.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pdelay {
+    sequence: u16,
+    t1: Option<i128>,
+    t2: Option<i128>,
+    t4: Option<i128>,
+    correction: f64,
+}
+
+/// A slave-only port: BMCA over the foreign masters, announce-receipt timeout and
+/// failover, E2E or P2P delay, and the servo `S` with the offset filter `F` (linuxptp's PI
+/// servo and a Kalman filter unless [`Self::with_servo`] gives others).
+///
+/// - getters: [`Self::state`], [`Self::parent`], [`Self::path_delay_ns`], [`Self::identity`];
+/// - `handle_*`, input, each with `now`: [`Self::handle_message`] (a datagram with its
+///   receive timestamp), [`Self::handle_timeout`], [`Self::handle_transmit_timestamp`]
+///   (when an event message [`Self::poll_transmit`] gave really left);
+/// - mutators: [`Self::fault`], [`Self::recover`], [`Self::clock_stepped`];
+/// - `poll_*`, output: [`Self::poll_transmit`], [`Self::poll_action`] (steps and
+///   frequencies for the clock, in order), [`Self::poll_event`] (state changes, the master,
+///   samples, the UTC offset) and [`Self::poll_timeout`].
+///
+/// After every `handle_*` call, drain `poll_transmit` (sending each where its kind says,
+/// and reporting event messages' transmit times), `poll_action` and `poll_event`; then wait
+/// until `poll_timeout` or the next datagram.
+#[derive(Clone, Debug)]
+pub struct PtpPort<S = PiServo, F = OffsetKalman> {
+    identity: PortIdentity,
+    config: PortConfig,
+    state: PortState,
+    foreign: ForeignMasterTable,
+    parent: Option<ComparisonDataset>,
+    parent_announce: Option<LocalInstant>,
+    announce_interval_ns: i64,
+    core: PtpSlaveCore<S, F>,
+    calibrating: u32,
+    delay_req_log: i8,
+    next_delay_req: Option<LocalInstant>,
+    sync_interval: f64,
+    utc_offset: Option<i16>,
+    random: u64,
+    intents: [Option<Intent>; 4],
+    pdelay: Pdelay,
+    pdelay_sequence: u16,
+    next_pdelay: Option<LocalInstant>,
+    /// The Pdelay_Resp sent last, waiting for its transmit timestamp.
+    responding: Option<(u16, PortIdentity)>,
+    events: VecDeque<PortEvent>,
+    actions: VecDeque<ClockAction>,
+}
+
+impl PtpPort {
+    /// A port with linuxptp's PI servo (`config.servo`) and the Kalman offset filter that
+    /// starts listening at once (initialisation is the caller's sockets).
+    pub fn new(identity: PortIdentity, config: PortConfig) -> Self {
+        let servo = PiServo::new(config.servo, 1.0, config.frequency_ppb);
+        let filter = OffsetKalman::new(OffsetKalmanConfig::default());
+        Self::with_servo(identity, config, servo, filter)
+    }
+}
+
+impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
+    /// A port with a servo and an offset filter of the caller's; each new master gets a
+    /// fresh copy of both (`config.servo` is not used).
+    pub fn with_servo(identity: PortIdentity, config: PortConfig, servo: S, filter: F) -> Self {
+        Self {
+            identity,
+            config,
+            state: PortState::Listening,
+            foreign: ForeignMasterTable::new(identity.clock_identity),
+            parent: None,
+            parent_announce: None,
+            announce_interval_ns: 2_000_000_000,
+            core: Self::make_core(identity, 1.0, &config, servo, filter),
+            calibrating: 0,
+            delay_req_log: config.log_min_delay_req_interval,
+            next_delay_req: None,
+            sync_interval: 1.0,
+            utc_offset: None,
+            random: u64::from_le_bytes(identity.clock_identity.0) | 1,
+            intents: [None; 4],
+            pdelay: Pdelay::default(),
+            pdelay_sequence: 0,
+            next_pdelay: (config.delay_mechanism == DelayMechanism::P2p).then_some(LocalInstant(0)),
+            responding: None,
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// A fresh measuring core for a (new) master.
+    fn make_core(
+        identity: PortIdentity,
+        sync_interval: f64,
+        config: &PortConfig,
+        servo: S,
+        filter: F,
+    ) -> PtpSlaveCore<S, F> {
+        let mut core =
+            PtpSlaveCore::new(identity, sync_interval, servo, filter, config.frequency_ppb);
+        core.set_steering(config.steering);
+        core.set_spike_guard(config.spike_guard);
+        core
+    }
+
+    fn push_event(&mut self, event: PortEvent) {
+        if self.events.len() >= MAX_QUEUED {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    fn push_action(&mut self, action: ClockAction) {
+        if self.actions.len() >= MAX_QUEUED {
+            self.actions.pop_front();
+        }
+        self.actions.push_back(action);
+    }
+
+    /// The next thing that happened, oldest first.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<PortEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next action for the steered clock: a step (at lock), then the frequency, the
+    /// unit in the variant (ppm). Nothing when not steering.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<ClockAction> {
+        self.actions.pop_front()
+    }
+
+    fn push(&mut self, intent: Intent) {
+        if let Some(slot) = self.intents.iter_mut().find(|i| i.is_none()) {
+            *slot = Some(intent);
+        }
+    }
+
+    fn header(&self, message_type: MessageType, sequence: u16) -> PtpHeader {
+        let mut h = PtpHeader::new(message_type, self.identity, sequence);
+        h.domain_number = self.config.domain;
+        h.major_sdo_id = self.config.sdo_id;
+        h
+    }
+
+    /// The next message to send, written into `buf` (sans-IO: the caller sends it where
+    /// its kind says, and reports event messages' transmit time with
+    /// [`Self::handle_transmit_timestamp`]).
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        let intent = self.intents.iter_mut().find_map(Option::take)?;
+        let written = match intent {
+            Intent::DelayReq => {
+                let len = self
+                    .core
+                    .delay_request(buf, self.config.domain, self.config.sdo_id)?;
+                return Some(Transmit {
+                    len,
+                    kind: Outgoing::DelayReq,
+                });
+            }
+            Intent::PdelayReq => {
+                let mut h = self.header(MessageType::PdelayReq, self.pdelay_sequence);
+                h.log_message_interval = LogInterval(self.config.log_min_pdelay_req_interval);
+                let body = Body::PdelayReq {
+                    origin_timestamp: PtpTimestamp::ZERO,
+                };
+                (h, body, Outgoing::PdelayReq)
+            }
+            Intent::PdelayResp {
+                sequence,
+                requester,
+                t2,
+            } => {
+                let mut h = self.header(MessageType::PdelayResp, sequence);
+                h.flags = Flags(Flags::TWO_STEP);
+                let body = Body::PdelayResp {
+                    request_receipt_timestamp: PtpTimestamp::from_tai_nanos(t2).ok()?,
+                    requesting_port_identity: requester,
+                };
+                self.responding = Some((sequence, requester));
+                (h, body, Outgoing::PdelayResp)
+            }
+            Intent::PdelayRespFollowUp {
+                sequence,
+                requester,
+                t3,
+            } => {
+                let h = self.header(MessageType::PdelayRespFollowUp, sequence);
+                let body = Body::PdelayRespFollowUp {
+                    response_origin_timestamp: PtpTimestamp::from_tai_nanos(t3).ok()?,
+                    requesting_port_identity: requester,
+                };
+                (h, body, Outgoing::PdelayRespFollowUp)
+            }
+        };
+        let (header, body, kind) = written;
+        let len = MessageWriter::new(buf, &header, &body)
+            .ok()?
+            .finish()
+            .ok()?;
+        Some(Transmit { len, kind })
+    }
+
+    /// The transmit time (ns) of an event message [`Self::poll_transmit`] gave.
+    pub fn handle_transmit_timestamp(&mut self, kind: Outgoing, t: i128) {
+        match kind {
+            Outgoing::DelayReq => self.core.handle_delay_req_sent(t),
+            Outgoing::PdelayReq => self.pdelay.t1 = Some(t),
+            Outgoing::PdelayResp => {
+                if let Some((sequence, requester)) = self.responding.take() {
+                    self.push(Intent::PdelayRespFollowUp {
+                        sequence,
+                        requester,
+                        t3: t,
+                    });
+                }
+            }
+            Outgoing::PdelayRespFollowUp => {}
+        }
+    }
+
+    /// The port's state.
+    pub fn state(&self) -> PortState {
+        self.state
+    }
+
+    /// The chosen master.
+    pub fn parent(&self) -> Option<ComparisonDataset> {
+        self.parent
+    }
+
+    /// The path delay measured, ns.
+    pub fn path_delay_ns(&self) -> Option<f64> {
+        self.core.path_delay_ns()
+    }
+
+    /// The port's identity.
+    pub fn identity(&self) -> PortIdentity {
+        self.identity
+    }
+
+    /// A fault in the sockets: FAULTY until [`Self::recover`].
+    pub fn fault(&mut self) {
+        self.set_state(PortState::Faulty);
+    }
+
+    /// Back from FAULTY: listen again.
+    pub fn recover(&mut self) {
+        if self.state == PortState::Faulty {
+            self.parent = None;
+            self.set_state(PortState::Listening);
+        }
+    }
+
+    fn set_state(&mut self, to: PortState) {
+        if self.state != to {
+            self.push_event(PortEvent::State {
+                from: self.state,
+                to,
+            });
+            self.state = to;
+        }
+    }
+
+    fn jitter(&mut self) -> f64 {
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        (self.random >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// When to call [`Self::handle_timeout`] next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<LocalInstant> {
+        let announce = self.parent_announce.map(|t| {
+            t.add_seconds(
+                f64::from(self.config.announce_receipt_timeout)
+                    * self.announce_interval_ns as f64
+                    * 1e-9,
+            )
+        });
+        [announce, self.next_delay_req, self.next_pdelay]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs the timers: the announce receipt timeout (failover to the next-best master),
+    /// the Delay_Req (E2E) and the Pdelay_Req (P2P); what to send then comes from
+    /// [`Self::poll_transmit`].
+    pub fn handle_timeout(&mut self, now: LocalInstant) {
+        if self.state == PortState::Faulty {
+            return;
+        }
+        if let Some(last) = self.parent_announce {
+            let timeout = f64::from(self.config.announce_receipt_timeout)
+                * self.announce_interval_ns as f64
+                * 1e-9;
+            if now.seconds_since(last) > timeout {
+                if let Some(p) = self.parent {
+                    self.foreign.remove(p.sender);
+                }
+                self.parent = None;
+                self.parent_announce = None;
+                self.choose_master(now);
+            }
+        }
+        if let Some(t) = self.next_pdelay {
+            if now >= t {
+                let interval = libm::exp2(f64::from(self.config.log_min_pdelay_req_interval));
+                self.next_pdelay = Some(now.add_seconds(interval));
+                self.pdelay_sequence = self.pdelay_sequence.wrapping_add(1);
+                self.pdelay = Pdelay {
+                    sequence: self.pdelay_sequence,
+                    ..Pdelay::default()
+                };
+                self.push(Intent::PdelayReq);
+            }
+        }
+        match self.next_delay_req {
+            Some(t)
+                if now >= t
+                    && self.config.delay_mechanism != DelayMechanism::P2p
+                    && matches!(self.state, PortState::Uncalibrated | PortState::Slave) =>
+            {
+                // The next one at a random time within twice the interval (9.5.11.2).
+                let interval = libm::exp2(f64::from(self.delay_req_log));
+                let wait = interval * 2.0 * self.jitter();
+                self.next_delay_req = Some(now.add_seconds(wait.max(interval * 0.1)));
+                self.push(Intent::DelayReq);
+            }
+            _ => {}
+        }
+    }
+
+    /// Tells the port the clock it measures was stepped.
+    pub fn clock_stepped(&mut self) {
+        self.core.clock_stepped();
+    }
+
+    fn choose_master(&mut self, now: LocalInstant) {
+        let best = self.foreign.best(now.as_nanos(), self.announce_interval_ns);
+        let changed = best.map(|b| b.sender) != self.parent.map(|p| p.sender);
+        if !changed {
+            if let (Some(b), Some(p)) = (best, &mut self.parent) {
+                *p = b;
+            }
+            return;
+        }
+        self.parent = best;
+        self.push_event(PortEvent::Master(best));
+        match best {
+            Some(_) => {
+                self.parent_announce = Some(now);
+                self.core
+                    .restart(self.sync_interval, self.config.frequency_ppb);
+                self.calibrating = 0;
+                self.next_delay_req = Some(now);
+                self.set_state(PortState::Uncalibrated);
+            }
+            None => {
+                self.next_delay_req = None;
+                self.set_state(PortState::Listening);
+            }
+        }
+    }
+
+    /// The peer's answers to our Pdelay_Req: link delay = ((t4 - t1) - (t3 - t2)) / 2 less
+    /// the corrections (one-step responders put t3 - t2 in the correction instead).
+    fn handle_peer_delay(&mut self, bytes: &[u8], rx: i128) {
+        let Ok(message) = PtpMessage::parse(bytes) else {
+            return;
+        };
+        let header = message.header;
+        if header.sequence_id != self.pdelay.sequence {
+            return;
+        }
+        let correction = header.correction.to_nanos_f64();
+        match message.body {
+            Body::PdelayResp {
+                request_receipt_timestamp,
+                requesting_port_identity,
+            } if requesting_port_identity == self.identity => {
+                self.pdelay.t4 = Some(rx);
+                self.pdelay.correction = correction;
+                if header.flags.two_step() {
+                    self.pdelay.t2 = Some(request_receipt_timestamp.as_tai_nanos());
+                } else if let Some(t1) = self.pdelay.t1 {
+                    self.core
+                        .handle_link_delay(((rx - t1) as f64 - correction) / 2.0);
+                }
+            }
+            Body::PdelayRespFollowUp {
+                response_origin_timestamp,
+                requesting_port_identity,
+            } if requesting_port_identity == self.identity => {
+                if let (Some(t1), Some(t2), Some(t4)) =
+                    (self.pdelay.t1, self.pdelay.t2, self.pdelay.t4)
+                {
+                    let t3 = response_origin_timestamp.as_tai_nanos();
+                    let turnaround = (t3 - t2) as f64 + self.pdelay.correction + correction;
+                    self.core
+                        .handle_link_delay(((t4 - t1) as f64 - turnaround) / 2.0);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes one received message with its receive timestamp (ns on the measured clock).
+    pub fn handle_message(&mut self, bytes: &[u8], rx: i128, now: LocalInstant) {
+        if self.state == PortState::Faulty {
+            return;
+        }
+        let Ok(header) = PtpHeader::parse(bytes) else {
+            return;
+        };
+        if header.domain_number != self.config.domain
+            || header.major_sdo_id != self.config.sdo_id
+            || header.source_port_identity.clock_identity == self.identity.clock_identity
+        {
+            return;
+        }
+        let from_parent = self
+            .parent
+            .is_some_and(|p| p.sender == header.source_port_identity);
+        match header.message_type {
+            MessageType::Announce => {
+                let Ok(message) = PtpMessage::parse(bytes) else {
+                    return;
+                };
+                let Body::Announce(announce) = message.body else {
+                    return;
+                };
+                if let Some(seconds) = header.log_message_interval.seconds() {
+                    if seconds > 0.0 && seconds <= 64.0 {
+                        self.announce_interval_ns = (seconds * 1e9) as i64;
+                    }
+                }
+                let dataset = ComparisonDataset::from_announce(&header, &announce, self.identity);
+                self.foreign.record(dataset, now.as_nanos());
+                if from_parent {
+                    self.parent_announce = Some(now);
+                }
+                self.choose_master(now);
+                let from_parent = self
+                    .parent
+                    .is_some_and(|p| p.sender == header.source_port_identity);
+                if from_parent
+                    && header.flags.contains(Flags::UTC_OFFSET_VALID)
+                    && self.utc_offset != Some(announce.current_utc_offset)
+                {
+                    self.utc_offset = Some(announce.current_utc_offset);
+                    self.push_event(PortEvent::UtcOffset(announce.current_utc_offset));
+                }
+            }
+            MessageType::PdelayReq => {
+                self.push(Intent::PdelayResp {
+                    sequence: header.sequence_id,
+                    requester: header.source_port_identity,
+                    t2: rx,
+                });
+            }
+            MessageType::PdelayResp | MessageType::PdelayRespFollowUp => {
+                self.handle_peer_delay(bytes, rx);
+            }
+            MessageType::Sync | MessageType::FollowUp | MessageType::DelayResp if from_parent => {
+                if header.message_type == MessageType::Sync {
+                    if let Some(s) = header.log_message_interval.seconds() {
+                        if s > 0.0 && s <= 16.0 && (s - self.sync_interval).abs() > 1e-9 {
+                            self.sync_interval = s;
+                        }
+                    }
+                }
+                if header.message_type == MessageType::DelayResp {
+                    let log = header.log_message_interval.0;
+                    if (-7..=6).contains(&log) {
+                        self.delay_req_log = log;
+                    }
+                }
+                match self.core.handle_message(bytes, rx, now) {
+                    Ok(Some(sample)) => {
+                        if self.config.steering && !sample.spike {
+                            if let Some(offset) = sample.step {
+                                self.push_action(ClockAction::Step { offset });
+                            }
+                            self.push_action(ClockAction::SetFrequency {
+                                ppm: sample.frequency_ppb / 1000.0,
+                            });
+                        }
+                        self.push_event(PortEvent::Sample(sample));
+                        if self.state == PortState::Uncalibrated {
+                            self.calibrating += 1;
+                            if self.calibrating >= self.config.samples_to_calibrate {
+                                self.set_state(PortState::Slave);
+                            }
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use tempora_ptp_proto::{
+        AnnounceBody, ClockAccuracy, ClockIdentity, ClockQuality, LogInterval, MessageWriter,
+        PtpTimestamp, TimeSource,
+    };
+
+    fn master(n: u8) -> PortIdentity {
+        PortIdentity {
+            clock_identity: ClockIdentity([n, 1, 2, 0xFF, 0xFE, 3, 4, n]),
+            port_number: 1,
+        }
+    }
+
+    fn announce(from: PortIdentity, priority1: u8, seq: u16) -> Vec<u8> {
+        let mut h = PtpHeader::new(MessageType::Announce, from, seq);
+        h.log_message_interval = LogInterval(0);
+        h.flags = Flags(Flags::UTC_OFFSET_VALID);
+        let body = Body::Announce(AnnounceBody {
+            origin_timestamp: PtpTimestamp::ZERO,
+            current_utc_offset: 37,
+            grandmaster_priority1: priority1,
+            grandmaster_clock_quality: ClockQuality {
+                clock_class: 248,
+                clock_accuracy: ClockAccuracy::Unknown,
+                offset_scaled_log_variance: 0xFFFF,
+            },
+            grandmaster_priority2: 128,
+            grandmaster_identity: from.clock_identity,
+            steps_removed: 0,
+            time_source: TimeSource::InternalOscillator,
+        });
+        let mut buf = [0u8; 128];
+        let len = MessageWriter::new(&mut buf, &h, &body)
+            .unwrap()
+            .finish()
+            .unwrap();
+        buf[..len].to_vec()
+    }
+
+    fn sync(from: PortIdentity, seq: u16, t1: i128) -> Vec<u8> {
+        let h = PtpHeader::new(MessageType::Sync, from, seq);
+        let mut buf = [0u8; 64];
+        let len = MessageWriter::new(
+            &mut buf,
+            &h,
+            &Body::Sync {
+                origin_timestamp: PtpTimestamp::from_tai_nanos(t1).unwrap(),
+            },
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        buf[..len].to_vec()
+    }
+
+    fn delay_resp(from: PortIdentity, to: PortIdentity, seq: u16, t4: i128) -> Vec<u8> {
+        let h = PtpHeader::new(MessageType::DelayResp, from, seq);
+        let mut buf = [0u8; 64];
+        let len = MessageWriter::new(
+            &mut buf,
+            &h,
+            &Body::DelayResp {
+                receive_timestamp: PtpTimestamp::from_tai_nanos(t4).unwrap(),
+                requesting_port_identity: to,
+            },
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        buf[..len].to_vec()
+    }
+
+    /// Moves the port's events into `ev`.
+    fn drain(port: &mut PtpPort, ev: &mut Vec<PortEvent>) {
+        while let Some(e) = port.poll_event() {
+            ev.push(e);
+        }
+    }
+
+    /// Runs the timers, then returns the first message to send.
+    fn timeout(
+        port: &mut PtpPort,
+        now: LocalInstant,
+        buf: &mut [u8],
+        ev: &mut Vec<PortEvent>,
+    ) -> Option<Transmit> {
+        port.handle_timeout(now);
+        drain(port, ev);
+        port.poll_transmit(buf)
+    }
+
+    fn at(s: f64) -> LocalInstant {
+        LocalInstant::from_seconds_f64(s)
+    }
+
+    /// A slave clock 30 ppm fast (a VM at start) whose Delay_Req leaves half a second
+    /// after the Sync: the master-to-slave leg is taken at the Delay_Req's time, so the
+    /// path delay comes out right rather than 7.5 us short (and negative, so dropped).
+    #[test]
+    fn path_delay_is_right_while_the_clock_is_off_in_frequency() {
+        let me = PortIdentity {
+            clock_identity: ClockIdentity::from_mac([0x02, 0, 0, 0, 0, 9]),
+            port_number: 1,
+        };
+        let config = PortConfig {
+            samples_to_calibrate: 100,
+            ..PortConfig::default()
+        };
+        let mut port = PtpPort::new(me, config);
+        let mut ev = Vec::new();
+        let good = master(1);
+        port.handle_message(&announce(good, 100, 1), 0, at(0.0));
+        drain(&mut port, &mut ev);
+        port.handle_message(&announce(good, 100, 2), 0, at(1.0));
+        drain(&mut port, &mut ev);
+        assert_eq!(port.state(), PortState::Uncalibrated);
+        let base: i128 = 1_700_000_000_000_000_000;
+        // Slave clock = master time + 30 ppm of the time since base; 200 ns each way.
+        let slave_at = |master_ns: i128| master_ns + (master_ns - base) * 30 / 1_000_000;
+        let mut buf = [0u8; 128];
+        for seq in 1..=8u16 {
+            let t = 1.0 + f64::from(seq);
+            let t1 = base + (t * 1e9) as i128;
+            let t2 = slave_at(t1 + 200);
+            port.handle_message(&sync(good, seq, t1), t2, at(t));
+            drain(&mut port, &mut ev);
+            // Delay_Reqs when the port's timer says, up to a second after the Sync.
+            for tenth in 1..10i32 {
+                let now = t + f64::from(tenth) / 10.0;
+                let mut next = timeout(&mut port, at(now), &mut buf, &mut ev);
+                while let Some(Transmit { len, kind }) =
+                    next.take().or_else(|| port.poll_transmit(&mut buf))
+                {
+                    let req = PtpHeader::parse(&buf[..len]).unwrap();
+                    assert_eq!(kind, Outgoing::DelayReq);
+                    let t3_master = t1 + i128::from(tenth) * 100_000_000;
+                    port.handle_transmit_timestamp(kind, slave_at(t3_master));
+                    let t4 = t3_master + 200;
+                    port.handle_message(
+                        &delay_resp(good, me, req.sequence_id, t4),
+                        0,
+                        at(now + 0.01),
+                    );
+                    drain(&mut port, &mut ev);
+                }
+            }
+        }
+        let delay = port.path_delay_ns().expect("a path delay");
+        assert!((delay - 200.0).abs() < 5.0, "{delay}");
+    }
+
+    #[test]
+    fn listening_uncalibrated_slave_then_failover_on_announce_timeout() {
+        let me = PortIdentity {
+            clock_identity: ClockIdentity::from_mac([0x02, 0, 0, 0, 0, 9]),
+            port_number: 1,
+        };
+        let mut port = PtpPort::new(me, PortConfig::default());
+        let mut ev = Vec::new();
+        assert_eq!(port.state(), PortState::Listening);
+        let (good, backup) = (master(1), master(2));
+        // Both announce; the first Announce alone does not qualify a master.
+        port.handle_message(&announce(backup, 200, 1), 0, at(0.0));
+        drain(&mut port, &mut ev);
+        port.handle_message(&announce(good, 100, 1), 0, at(0.1));
+        drain(&mut port, &mut ev);
+        assert_eq!(port.state(), PortState::Listening);
+        port.handle_message(&announce(backup, 200, 2), 0, at(1.0));
+        drain(&mut port, &mut ev);
+        port.handle_message(&announce(good, 100, 2), 0, at(1.1));
+        drain(&mut port, &mut ev);
+        assert_eq!(port.state(), PortState::Uncalibrated);
+        assert_eq!(port.parent().unwrap().sender, good, "priority1 100 wins");
+        assert!(ev.contains(&PortEvent::UtcOffset(37)));
+        // Exchanges: the master is 1 us ahead, 50 us each way.
+        let base: i128 = 1_700_000_000_000_000_000;
+        let mut buf = [0u8; 128];
+        let mut seq = 0u16;
+        let mut t = 1.2;
+        for _ in 0..12 {
+            seq += 1;
+            let t1 = base + (t * 1e9) as i128;
+            let t2 = t1 + 50_000 - 1_000;
+            port.handle_message(&sync(good, seq, t1), t2, at(t));
+            drain(&mut port, &mut ev);
+            if let Some(Transmit { len, .. }) = timeout(&mut port, at(t + 0.01), &mut buf, &mut ev)
+            {
+                let req = PtpHeader::parse(&buf[..len]).unwrap();
+                assert_eq!(req.message_type, MessageType::DelayReq);
+                let t3 = t2 + 10_000_000;
+                port.handle_transmit_timestamp(Outgoing::DelayReq, t3);
+                let t4 = t3 + 50_000 + 1_000;
+                port.handle_message(&delay_resp(good, me, req.sequence_id, t4), 0, at(t + 0.02));
+                drain(&mut port, &mut ev);
+            }
+            if seq % 2 == 0 {
+                port.handle_message(&announce(good, 100, 2 + seq), 0, at(t));
+                drain(&mut port, &mut ev);
+                port.handle_message(&announce(backup, 200, 2 + seq), 0, at(t));
+                drain(&mut port, &mut ev);
+            }
+            t += 1.0;
+        }
+        assert_eq!(port.state(), PortState::Slave);
+        let delay = port.path_delay_ns().unwrap();
+        assert!((delay - 50_000.0).abs() < 1.0, "{delay}");
+        let last = ev
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                PortEvent::Sample(s) => Some(*s),
+                _ => None,
+            })
+            .unwrap();
+        assert!((last.raw_offset_ns + 1_000.0).abs() < 1.0, "{last:?}");
+        // The script does not apply the servo's frequency to its clock: the filtered
+        // estimate, which expects it to, is off by a little.
+        assert!((last.offset_ns + 1_000.0).abs() < 10.0, "{last:?}");
+        // The good master falls silent; the backup goes on. After three announce
+        // intervals the port fails over.
+        ev.clear();
+        for k in 0..5 {
+            let tk = t + f64::from(k);
+            port.handle_message(&announce(backup, 200, 100 + k as u16), 0, at(tk));
+            drain(&mut port, &mut ev);
+            if let Some(due) = port.poll_timeout() {
+                if due <= at(tk) {
+                    let _ = timeout(&mut port, at(tk), &mut buf, &mut ev);
+                }
+            }
+        }
+        assert_eq!(port.parent().unwrap().sender, backup, "{ev:?}");
+        assert_eq!(port.state(), PortState::Uncalibrated);
+    }
+
+    #[test]
+    fn peer_delay_measures_the_link_and_answers_the_peer() {
+        let me = master(7);
+        let peer = master(1);
+        let mut port = PtpPort::new(
+            me,
+            PortConfig {
+                delay_mechanism: DelayMechanism::P2p,
+                ..PortConfig::default()
+            },
+        );
+        let mut ev = Vec::new();
+        let mut buf = [0u8; 128];
+        // Our Pdelay_Req goes out at once, even while listening.
+        let Transmit { len, kind } = timeout(&mut port, at(0.0), &mut buf, &mut ev).unwrap();
+        assert_eq!(kind, Outgoing::PdelayReq);
+        let req = PtpHeader::parse(&buf[..len]).unwrap();
+        assert_eq!(req.message_type, MessageType::PdelayReq);
+        let t1: i128 = 1_700_000_000_000_000_000;
+        port.handle_transmit_timestamp(Outgoing::PdelayReq, t1);
+        // A two-step responder: t2 = t1 + 30 us (link 30 us, clocks equal), t3 = t2 + 100 us.
+        let (t2, t3) = (t1 + 30_000, t1 + 130_000);
+        let t4 = t3 + 30_000;
+        let mut h = PtpHeader::new(MessageType::PdelayResp, peer, req.sequence_id);
+        h.flags = Flags(Flags::TWO_STEP);
+        let mut out = [0u8; 64];
+        let n = MessageWriter::new(
+            &mut out,
+            &h,
+            &Body::PdelayResp {
+                request_receipt_timestamp: PtpTimestamp::from_tai_nanos(t2).unwrap(),
+                requesting_port_identity: me,
+            },
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        port.handle_message(&out[..n], t4, at(0.001));
+        drain(&mut port, &mut ev);
+        let h = PtpHeader::new(MessageType::PdelayRespFollowUp, peer, req.sequence_id);
+        let n = MessageWriter::new(
+            &mut out,
+            &h,
+            &Body::PdelayRespFollowUp {
+                response_origin_timestamp: PtpTimestamp::from_tai_nanos(t3).unwrap(),
+                requesting_port_identity: me,
+            },
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        port.handle_message(&out[..n], 0, at(0.002));
+        drain(&mut port, &mut ev);
+        assert_eq!(port.path_delay_ns(), Some(30_000.0));
+        // The peer asks us: a two-step answer with our receive time, then the follow-up
+        // with the transmit time we report.
+        let h = PtpHeader::new(MessageType::PdelayReq, peer, 77);
+        let n = MessageWriter::new(
+            &mut out,
+            &h,
+            &Body::PdelayReq {
+                origin_timestamp: PtpTimestamp::ZERO,
+            },
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
+        port.handle_message(&out[..n], t1 + 5_000, at(0.5));
+        drain(&mut port, &mut ev);
+        let Transmit { len, kind } = port.poll_transmit(&mut buf).unwrap();
+        assert_eq!(kind, Outgoing::PdelayResp);
+        let resp = PtpMessage::parse(&buf[..len]).unwrap();
+        assert_eq!(resp.header.sequence_id, 77);
+        assert!(resp.header.flags.two_step());
+        assert_eq!(
+            resp.body,
+            Body::PdelayResp {
+                request_receipt_timestamp: PtpTimestamp::from_tai_nanos(t1 + 5_000).unwrap(),
+                requesting_port_identity: peer,
+            }
+        );
+        port.handle_transmit_timestamp(Outgoing::PdelayResp, t1 + 9_000);
+        let Transmit { len, kind } = port.poll_transmit(&mut buf).unwrap();
+        assert_eq!(kind, Outgoing::PdelayRespFollowUp);
+        let fup = PtpMessage::parse(&buf[..len]).unwrap();
+        assert_eq!(
+            fup.body,
+            Body::PdelayRespFollowUp {
+                response_origin_timestamp: PtpTimestamp::from_tai_nanos(t1 + 9_000).unwrap(),
+                requesting_port_identity: peer,
+            }
+        );
+        assert!(port.poll_transmit(&mut buf).is_none());
+    }
+
+    /// Runs a port through a master 3 ms ahead (a step at lock, then frequencies) and
+    /// returns the actions it asked for.
+    fn actions_with(steering: bool) -> Vec<ClockAction> {
+        let me = PortIdentity {
+            clock_identity: ClockIdentity::from_mac([0x02, 0, 0, 0, 0, 9]),
+            port_number: 1,
+        };
+        let mut port = PtpPort::new(
+            me,
+            PortConfig {
+                steering,
+                ..PortConfig::default()
+            },
+        );
+        let mut ev = Vec::new();
+        let good = master(1);
+        port.handle_message(&announce(good, 100, 1), 0, at(0.0));
+        port.handle_message(&announce(good, 100, 2), 0, at(1.0));
+        let base: i128 = 1_700_000_000_000_000_000;
+        let mut buf = [0u8; 128];
+        let mut actions = Vec::new();
+        for seq in 1..=8u16 {
+            let t = 1.0 + f64::from(seq);
+            let t1 = base + (t * 1e9) as i128;
+            let t2 = t1 + 50_000 - 3_000_000;
+            port.handle_message(&sync(good, seq, t1), t2, at(t));
+            if let Some(Transmit { len, .. }) = timeout(&mut port, at(t + 0.01), &mut buf, &mut ev)
+            {
+                let req = PtpHeader::parse(&buf[..len]).unwrap();
+                let t3 = t2 + 10_000_000;
+                port.handle_transmit_timestamp(Outgoing::DelayReq, t3);
+                let t4 = t3 + 50_000 + 3_000_000;
+                port.handle_message(&delay_resp(good, me, req.sequence_id, t4), 0, at(t + 0.02));
+            }
+            actions.extend(core::iter::from_fn(|| port.poll_action()));
+        }
+        actions
+    }
+
+    #[test]
+    fn a_steering_port_asks_for_a_step_then_frequencies_and_an_observing_one_for_nothing() {
+        let actions = actions_with(true);
+        let step = actions.iter().find_map(|a| match a {
+            ClockAction::Step { offset } => Some(*offset),
+            _ => None,
+        });
+        // The slave is 3 ms behind: the servo's first step moves it forward.
+        assert!(
+            step.is_some_and(|s| (s - 0.003).abs() < 1e-6),
+            "{actions:?}"
+        );
+        assert!(
+            actions
+                .iter()
+                .filter(|a| matches!(a, ClockAction::SetFrequency { .. }))
+                .count()
+                >= 2,
+            "{actions:?}"
+        );
+        assert!(actions_with(false).is_empty());
+    }
+
+    #[test]
+    fn messages_of_other_domains_and_from_itself_are_ignored() {
+        let me = master(9);
+        let mut port = PtpPort::new(me, PortConfig::default());
+        let mut ev = Vec::new();
+        let mut other_domain = announce(master(1), 1, 1);
+        other_domain[4] = 5;
+        for k in 0..4 {
+            port.handle_message(&other_domain, 0, at(f64::from(k)));
+            drain(&mut port, &mut ev);
+            port.handle_message(&announce(me, 1, k as u16), 0, at(f64::from(k)));
+            drain(&mut port, &mut ev);
+            port.handle_message(&[0xFF; 20], 0, at(f64::from(k)));
+            drain(&mut port, &mut ev);
+        }
+        assert_eq!(port.state(), PortState::Listening);
+        assert!(ev.is_empty());
+    }
+}
