@@ -307,13 +307,20 @@ fn seen_chart<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?;
     for (i, (name, points)) in result.seen.iter().enumerate() {
         let color = Palette99::pick(i + 5).to_rgba();
+        // A server that runs off the scale says how far it went.
+        let label = match points.last() {
+            Some((_, o)) if o.abs() > span => {
+                format!("{name} (off the scale: {} at the end)", human(*o))
+            }
+            _ => name.clone(),
+        };
         let clipped = points
             .iter()
             .map(|(t, o)| (*t, (o * scale).clamp(-span * scale, span * scale)));
         chart
             .draw_series(LineSeries::new(clipped, color.stroke_width(1)))
             .map_err(|e| e.to_string())?
-            .label(name.clone())
+            .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
     chart
