@@ -104,6 +104,28 @@ pub struct SourceStatus {
     pub mark: SelectionMark,
 }
 
+impl SourceStatus {
+    /// The row of a source whose estimator gave `estimate` (its error, delay and jitter)
+    /// and whose candidate offset is `offset` now (0 without one).
+    pub fn new(
+        reach: ReachRegister,
+        last_sample: Option<Measurement>,
+        offset: Option<f64>,
+        estimate: Option<crate::Estimate>,
+        mark: SelectionMark,
+    ) -> Self {
+        Self {
+            reach,
+            last_sample,
+            offset: offset.unwrap_or(0.0),
+            offset_error: estimate.map_or(0.0, |e| e.offset_error),
+            delay: estimate.map_or(0.0, |e| e.delay),
+            jitter: estimate.map_or(0.0, |e| e.jitter),
+            mark,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,3 +70,26 @@ pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
         message: message.into(),
     }
 }
+
+/// A daemon's configuration file: TOML read with serde (unknown keys and wrong types
+/// refused with the key and the line), then checked for what serde cannot see.
+pub trait ConfigFile: serde::de::DeserializeOwned {
+    /// Checks values serde cannot (ranges, combinations), naming the key.
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// Reads and checks a TOML file.
+    fn from_file(path: &str) -> Result<Self, ConfigError> {
+        let config: Self = load_toml(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses and checks TOML text.
+    fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = parse_toml(text, "config")?;
+        config.validate()?;
+        Ok(config)
+    }
+}

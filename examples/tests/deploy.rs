@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use tempora_examples::config::ConfigFile;
 use tempora_examples::ntp_client::ClientConfig;
 use tempora_examples::ntp_server::ServerConfig;
 use tempora_examples::ptp_slave::config::PtpConfigFile;

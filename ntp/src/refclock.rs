@@ -147,16 +147,13 @@ impl RefclockSource {
 
     /// Its status row.
     pub fn status(&self, now: LocalInstant) -> SourceStatus {
-        let estimate = self.filter.estimate();
-        SourceStatus {
-            reach: self.reach,
-            last_sample: self.last,
-            offset: self.candidate(now).map_or(0.0, |c| c.offset),
-            offset_error: estimate.map_or(0.0, |e| e.offset_error),
-            delay: estimate.map_or(0.0, |e| e.delay),
-            jitter: estimate.map_or(0.0, |e| e.jitter),
-            mark: self.mark,
-        }
+        SourceStatus::new(
+            self.reach,
+            self.last,
+            self.candidate(now).map(|c| c.offset),
+            self.filter.estimate(),
+            self.mark,
+        )
     }
 }
 

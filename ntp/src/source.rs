@@ -424,16 +424,13 @@ impl NtpSource {
 
     /// The row of a status table.
     pub fn status(&self, now: LocalInstant) -> SourceStatus {
-        let estimate = self.regression.estimate();
-        SourceStatus {
-            reach: self.reach,
-            last_sample: self.last,
-            offset: self.candidate(now).map_or(0.0, |c| c.offset),
-            offset_error: estimate.map_or(0.0, |e| e.offset_error),
-            delay: estimate.map_or(0.0, |e| e.delay),
-            jitter: estimate.map_or(0.0, |e| e.jitter),
-            mark: self.mark,
-        }
+        SourceStatus::new(
+            self.reach,
+            self.last,
+            self.candidate(now).map(|c| c.offset),
+            self.regression.estimate(),
+            self.mark,
+        )
     }
 }
 

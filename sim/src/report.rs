@@ -191,7 +191,8 @@ fn bar_text(what: &str, measured: f64, bar: f64) -> String {
     }
 }
 
-/// Draws every node's true offset over time.
+/// Draws every node's true offset over time, and what the demo client measured of each
+/// of its servers.
 pub fn svg(result: &RunResult, path: &Path) -> Result<(), String> {
     let height = if result.seen.is_empty() { 500 } else { 900 };
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
@@ -209,105 +210,87 @@ pub fn svg(result: &RunResult, path: &Path) -> Result<(), String> {
             .map_or(1e-3, |s| s.max_offset.max(s.rms_offset * 3.0))
     };
     let span = result.nodes.iter().map(settled).fold(1e-9f64, f64::max) * 1.5;
-    let scale = if span < 1e-6 {
-        1e9
-    } else if span < 1e-3 {
-        1e6
-    } else {
-        1e3
-    };
-    let unit = if scale == 1e9 {
-        "ns"
-    } else if scale == 1e6 {
-        "us"
-    } else {
-        "ms"
-    };
-    let mut chart = ChartBuilder::on(&top)
-        .caption(
-            format!("{}: true offset of each node's clock", result.scenario),
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(35)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..result.duration, -span * scale..span * scale)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc(format!("clock - truth ({unit})"))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (i, node) in result.nodes.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let points = node
-            .times
-            .iter()
-            .zip(&node.offsets)
-            .map(|(t, o)| (*t, (o * scale).clamp(-span * scale, span * scale)));
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(1)))
-            .map_err(|e| e.to_string())?
-            .label(node.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    let clocks: Vec<(String, Vec<(f64, f64)>)> = result
+        .nodes
+        .iter()
+        .map(|n| {
+            let points = n.times.iter().copied().zip(n.offsets.iter().copied());
+            (n.name.clone(), points.collect())
+        })
+        .collect();
+    let caption = format!("{}: true offset of each node's clock", result.scenario);
+    line_chart(
+        &top,
+        &caption,
+        "clock - truth",
+        result.duration,
+        span,
+        &clocks,
+        0,
+    )?;
     if let Some(area) = bottom {
-        seen_chart(result, &area)?;
+        // The scale of the honest servers' offsets (the median server's largest after
+        // the start), so a drifting one runs off the top and the others stay readable.
+        let mut spans: Vec<f64> = result
+            .seen
+            .iter()
+            .map(|(_, p)| {
+                let n = p.len();
+                p.iter()
+                    .skip(n / 10)
+                    .fold(1e-9f64, |m, (_, o)| m.max(o.abs()))
+            })
+            .collect();
+        spans.sort_by(f64::total_cmp);
+        let span = spans.get(spans.len() / 2).copied().unwrap_or(1e-3) * 4.0;
+        let caption = "what the client measures of each server (server - client)";
+        line_chart(
+            &area,
+            caption,
+            "measured offset",
+            result.duration,
+            span,
+            &result.seen,
+            5,
+        )?;
     }
     root.present().map_err(|e| e.to_string())
 }
 
-/// What the demo client measured of each server: where a server serves bad time while
-/// its own clock stays true, this is where it shows.
-fn seen_chart<DB: DrawingBackend>(
-    result: &RunResult,
+/// One chart of lines in seconds over `0..duration`, its y range +/- `span` in the unit
+/// that suits it; a line that leaves the range is cut at its edge and its label says how
+/// far it went.
+fn line_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    y_name: &str,
+    duration: f64,
+    span: f64,
+    series: &[(String, Vec<(f64, f64)>)],
+    first_color: usize,
 ) -> Result<(), String> {
-    // The scale of the honest servers' offsets (the median server's largest), so the
-    // drifting one runs off the top and the others stay readable.
-    let mut spans: Vec<f64> = result
-        .seen
-        .iter()
-        .map(|(_, p)| {
-            let n = p.len();
-            p.iter()
-                .skip(n / 10)
-                .fold(1e-9f64, |m, (_, o)| m.max(o.abs()))
-        })
-        .collect();
-    spans.sort_by(f64::total_cmp);
-    let span = spans.get(spans.len() / 2).copied().unwrap_or(1e-3) * 4.0;
-    let (scale, unit) = if span < 1e-3 {
+    let (scale, unit) = if span < 1e-6 {
+        (1e9, "ns")
+    } else if span < 1e-3 {
         (1e6, "us")
     } else {
         (1e3, "ms")
     };
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            "what the client measures of each server (server - client)",
-            ("sans-serif", 20),
-        )
+        .caption(caption, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(35)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..result.duration, -span * scale..span * scale)
+        .build_cartesian_2d(0f64..duration, -span * scale..span * scale)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .x_desc("time (s)")
-        .y_desc(format!("measured offset ({unit})"))
+        .y_desc(format!("{y_name} ({unit})"))
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, (name, points)) in result.seen.iter().enumerate() {
-        let color = Palette99::pick(i + 5).to_rgba();
-        // A server that runs off the scale says how far it went.
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = Palette99::pick(first_color + i).to_rgba();
         let label = match points.last() {
             Some((_, o)) if o.abs() > span => {
                 format!("{name} (off the scale: {} at the end)", human(*o))

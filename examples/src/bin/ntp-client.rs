@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
+use tempora_examples::config::ConfigFile;
 use tempora_examples::http::{StatusServer, get};
 use tempora_examples::ntp_client::query::{QueryConfig, query, render};
 use tempora_examples::ntp_client::{

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tempora_examples::config::ConfigFile;
 use tempora_examples::ntp_client::UpstreamConfig;
 use tempora_examples::ntp_server::{NtpServer, ServerConfig, TimeSource};
 

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tempora_examples::config::ConfigFile;
 use tempora_examples::ptp_slave::config::PtpConfigFile;
 use tempora_examples::ptp_slave::daemon::{SlaveConfig, run};
 

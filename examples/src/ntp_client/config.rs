@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use tempora_clock_discipline::{DisciplineConfig, PanicPolicy, StepMode, StepPolicy};
 use tempora_ntp::RefclockConfig;
 
-use crate::config::{ConfigError, check_log_level, invalid, load_toml, parse_toml};
+use crate::config::{ConfigError, ConfigFile, check_log_level, invalid};
 
 /// A PTP hardware clock used as a reference clock.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -259,23 +259,9 @@ impl Default for ClientConfig {
     }
 }
 
-impl ClientConfig {
-    /// Reads a TOML file.
-    pub fn from_file(path: &str) -> Result<Self, ConfigError> {
-        let config: Self = load_toml(path)?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Parses TOML text and checks every value.
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = parse_toml(text, "config")?;
-        config.validate()?;
-        Ok(config)
-    }
-
+impl ConfigFile for ClientConfig {
     /// Checks values serde cannot, and refuses unknown keys.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if let Some(key) = self.unknown.keys().next() {
             return Err(invalid(key, "unknown key"));
         }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use tempora_ntp::server::{AccessAction, AccessList, AccessRule, Cidr, RateLimit};
 
-use crate::config::{ConfigError, check_log_level, invalid, load_toml, parse_toml};
+use crate::config::{ConfigError, ConfigFile, check_log_level, invalid};
 use crate::ntp_client::UpstreamConfig;
 
 /// Where the served time comes from.
@@ -121,23 +121,9 @@ impl Default for ServerConfig {
     }
 }
 
-impl ServerConfig {
-    /// Reads a TOML file.
-    pub fn from_file(path: &str) -> Result<Self, ConfigError> {
-        let config: Self = load_toml(path)?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Parses TOML text and checks every value.
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = parse_toml(text, "config")?;
-        config.validate()?;
-        Ok(config)
-    }
-
+impl ConfigFile for ServerConfig {
     /// Checks values serde cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.listen.is_empty() {
             return Err(invalid("listen", "at least one address is needed"));
         }
@@ -180,7 +166,9 @@ impl ServerConfig {
         self.access_list()?;
         Ok(())
     }
+}
 
+impl ServerConfig {
     /// The access list the rules make.
     pub fn access_list(&self) -> Result<AccessList, ConfigError> {
         let mut rules = Vec::new();

@@ -22,6 +22,7 @@ use tempora_ntp::server::{Answer, ClientTable, Counters, DropReason, Request, Se
 use super::config::{ServerConfig, TimeSource};
 use super::metrics;
 use super::state::{Shared, lock};
+use crate::config::ConfigFile;
 use crate::ntp_client::{ClientRuntime, RuntimeError};
 
 /// Why the server did not start.

@@ -9,7 +9,7 @@ use tempora_ptp_proto::{ClockIdentity, DelayMechanism};
 use tempora_ptp::PortConfig;
 
 use super::daemon::{ClockChoice, SlaveConfig, Timestamping, Transport};
-use crate::config::{ConfigError, invalid, load_toml, parse_toml};
+use crate::config::{ConfigError, ConfigFile, invalid};
 
 /// A set of defaults for one PTP profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -98,17 +98,10 @@ pub struct PtpConfigFile {
     pub servo: ServoFile,
 }
 
+/// Each value is checked as [`PtpConfigFile::apply`] sets it.
+impl ConfigFile for PtpConfigFile {}
+
 impl PtpConfigFile {
-    /// Reads a TOML file.
-    pub fn from_file(path: &str) -> Result<Self, ConfigError> {
-        load_toml(path)
-    }
-
-    /// Parses TOML text.
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        parse_toml(text, "<text>")
-    }
-
     /// Applies every key that is set to `config`, checking each value.
     pub fn apply(&self, config: &mut SlaveConfig) -> Result<(), ConfigError> {
         if let Some(p) = &self.profile {
