@@ -1,9 +1,10 @@
 //! Turning estimates into clock actions: when to step, how to slew, what frequency to set.
 //!
-//! Sans-IO and `no_std`: every entry point takes `now` (a [`LocalInstant`] on a monotonic
-//! timescale) and returns [`ClockAction`]s. The clock that carries them out implements
-//! [`SteeredClock`]: `tempora-sys-clock` for the kernel's clocks, the simulator for its
-//! simulated ones.
+//! Sans-IO and `no_std`: every entry point takes `now` (a
+//! [`LocalInstant`](tempora_clock_types::LocalInstant) on a monotonic timescale) and
+//! returns [`ClockAction`](tempora_clock_types::ClockAction)s. The clock that carries them
+//! out implements [`SteeredClock`](tempora_clock_types::SteeredClock):
+//! `tempora-sys-clock` for the kernel's clocks, the simulator for its simulated ones.
 //!
 //! - [`Discipline`]: the default. Fed the system estimate of the regression filters, it
 //!   sets the frequency the regression measured and removes the offset by a temporary

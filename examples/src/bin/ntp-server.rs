@@ -14,7 +14,7 @@ use tempora_examples::config::ConfigFile;
 use tempora_examples::ntp_client::UpstreamConfig;
 use tempora_examples::ntp_server::{NtpServer, ServerConfig, TimeSource};
 
-/// Serves NTP on the given addresses (default 0.0.0.0:123 and [::]:123). Flags override
+/// Serves NTP on the given addresses (default `0.0.0.0:123` and `[::]:123`). Flags override
 /// the TOML file; every key is in docs/ntp-server.md.
 #[derive(Parser)]
 #[command(name = "ntp-server", version, about)]
