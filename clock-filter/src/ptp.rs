@@ -189,9 +189,10 @@ impl OffsetFilter for OffsetKalman {
 /// frequency error plus the correction the servo applied, which the filter is told. So
 /// the filtered offset averages the jitter over tens of seconds and is the better estimate
 /// of where the clock is (statime reports such an estimate; ptp4l the raw offset). The
-/// measurement noise is learnt from the innovations (a robust spread), and an
-/// innovation beyond six standard deviations is not taken (three in a row restart the
-/// filter: the clock really moved).
+/// measurement noise is learnt from the raw offsets (a robust spread of their second
+/// differences, which no drift the filter believes can bias), and an innovation beyond
+/// six standard deviations is not taken (three in a row restart the filter: the clock
+/// really moved, or the filter's drift was wrong).
 #[derive(Clone, Debug)]
 pub struct OffsetKalman {
     config: OffsetKalmanConfig,
