@@ -28,7 +28,8 @@
 //!
 //! After any `handle_*` call, drain `poll_transmit`, `poll_action` and `poll_event`, then
 //! sleep until `poll_timeout` or the next datagram. A client in a few lines over
-//! `std::net::UdpSocket` is `examples/client.rs`:
+//! `std::net::UdpSocket` is `examples/client.rs` (the same on tokio, one `select!` loop:
+//! `examples/client-tokio.rs`, built with the `tokio` feature):
 //!
 //! ```no_run
 //! use std::net::UdpSocket;
