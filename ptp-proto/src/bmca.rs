@@ -261,10 +261,16 @@ impl ForeignMasterTable {
         }
     }
 
-    /// Records an Announce received at `now` (nanoseconds, monotonic). Announces from
-    /// this clock itself and with stepsRemoved of 255 or more are not taken (9.3.2.5).
-    /// Returns false when not taken (or the table is full of other masters).
-    pub fn record(&mut self, dataset: ComparisonDataset, now: i64) -> bool {
+    /// Records an Announce received at `now` (nanoseconds, monotonic), with Announces
+    /// `announce_interval` nanoseconds apart. Announces from this clock itself and with
+    /// stepsRemoved of 255 or more are not taken (9.3.2.5); returns whether it was taken.
+    ///
+    /// Masters silent for FOREIGN_MASTER_TIME_WINDOW intervals are dropped first. When the
+    /// table is still full, a newcomer takes the place of the stalest master that is not
+    /// qualified, or else of the worst qualified one; the best is never given up. So a
+    /// burst of Announces from made-up identities cannot keep a real master out: at the
+    /// latest when they go quiet for the window, it is heard again.
+    pub fn record(&mut self, dataset: ComparisonDataset, now: i64, announce_interval: i64) -> bool {
         if dataset.sender.clock_identity == self.own_clock || dataset.steps_removed >= 255 {
             return false;
         }
@@ -279,15 +285,55 @@ impl ForeignMasterTable {
             entry.times[0] = Some(now);
             return true;
         }
+        self.expire(now, announce_interval);
         let mut times = [None; FOREIGN_MASTER_THRESHOLD];
         times[0] = Some(now);
-        match self.entries.iter_mut().find(|e| e.is_none()) {
-            Some(slot) => {
-                *slot = Some(ForeignMaster { dataset, times });
-                true
-            }
-            None => false,
+        let slot = match self.entries.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => match self.victim(now, announce_interval) {
+                Some(victim) => victim,
+                None => return false,
+            },
+        };
+        self.entries[slot] = Some(ForeignMaster { dataset, times });
+        true
+    }
+
+    /// The entry a newcomer replaces in a full table: the stalest unqualified one, else the
+    /// worst qualified one (never the best).
+    fn victim(&self, now: i64, announce_interval: i64) -> Option<usize> {
+        let window = announce_interval.saturating_mul(FOREIGN_MASTER_TIME_WINDOW);
+        let qualified = |e: &ForeignMaster| {
+            e.times
+                .iter()
+                .flatten()
+                .filter(|&&t| now.saturating_sub(t) <= window)
+                .count()
+                >= FOREIGN_MASTER_THRESHOLD
+        };
+        let entries = || {
+            self.entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| e.map(|e| (i, e)))
+        };
+        let stalest_unqualified = entries()
+            .filter(|(_, e)| !qualified(e))
+            .min_by_key(|(_, e)| e.times[0].unwrap_or(i64::MIN));
+        if let Some((i, _)) = stalest_unqualified {
+            return Some(i);
         }
+        let mut worst: Option<(usize, ComparisonDataset)> = None;
+        let mut qualified_count = 0;
+        for (i, e) in entries() {
+            qualified_count += 1;
+            worst = match worst {
+                Some((w, d)) if compare(&e.dataset, &d).a_wins() => Some((w, d)),
+                _ => Some((i, e.dataset)),
+            };
+        }
+        // With one master only, it is the best: keep it.
+        worst.filter(|_| qualified_count > 1).map(|(i, _)| i)
     }
 
     /// Drops masters not heard from within the window (`announce_interval` nanoseconds).
@@ -575,18 +621,18 @@ mod tests {
         let mut table = ForeignMasterTable::new(id(100));
         let m1 = ds(1, 128, 248);
         let m2 = ds(2, 100, 248);
-        assert!(table.record(m1, 0));
+        assert!(table.record(m1, 0, second));
         assert_eq!(table.best(0, second), None, "one Announce does not qualify");
-        assert!(table.record(m1, second));
+        assert!(table.record(m1, second, second));
         assert_eq!(table.best(second, second), Some(m1));
         // m2 is better but not yet qualified.
-        table.record(m2, second);
+        table.record(m2, second, second);
         assert_eq!(table.best(second, second), Some(m1));
-        table.record(m2, 2 * second);
+        table.record(m2, 2 * second, second);
         assert_eq!(table.best(2 * second, second), Some(m2));
         // m2 goes quiet: after the window it no longer qualifies and m1 is best again.
-        table.record(m1, 6 * second);
-        table.record(m1, 7 * second);
+        table.record(m1, 6 * second, second);
+        table.record(m1, 7 * second, second);
         assert_eq!(table.best(7 * second, second), Some(m1));
         table.expire(7 * second, second);
         assert_eq!(table.qualified(7 * second, second).count(), 1);
@@ -595,17 +641,69 @@ mod tests {
             sender: port(100, 1),
             ..m1
         };
-        assert!(!table.record(own, 0));
+        assert!(!table.record(own, 0, second));
         assert!(!table.record(
             ComparisonDataset {
                 steps_removed: 255,
                 sender: port(3, 1),
                 ..m1
             },
-            0
+            0,
+            second
         ));
         table.remove(m1.sender);
         assert_eq!(table.best(7 * second, second), None);
+    }
+
+    #[test]
+    fn sixteen_spoofed_masters_sent_once_do_not_lock_the_real_one_out() {
+        let second = 1_000_000_000i64;
+        let mut table = ForeignMasterTable::new(id(100));
+        // Sixteen made-up identities, one Announce each, all better than the real one.
+        for n in 0..MAX_FOREIGN_MASTERS as u8 {
+            table.record(ds(200 + n, 10, 6), 0, second);
+        }
+        let real = ds(1, 128, 248);
+        for k in 1..=2 {
+            table.record(real, k * second, second);
+        }
+        assert_eq!(table.best(2 * second, second), Some(real));
+    }
+
+    #[test]
+    fn a_full_table_of_qualified_masters_gives_up_the_worst_never_the_best() {
+        let second = 1_000_000_000i64;
+        let mut table = ForeignMasterTable::new(id(100));
+        let best = ds(1, 1, 6);
+        for n in 0..MAX_FOREIGN_MASTERS as u8 {
+            let m = if n == 0 {
+                best
+            } else {
+                ds(10 + n, 100 + n, 248)
+            };
+            table.record(m, 0, second);
+            table.record(m, second / 2, second);
+        }
+        let worst = ds(
+            10 + MAX_FOREIGN_MASTERS as u8 - 1,
+            100 + MAX_FOREIGN_MASTERS as u8 - 1,
+            248,
+        );
+        assert!(table.qualified(second, second).any(|d| *d == worst));
+        // A newcomer takes the worst's place; the best stays best.
+        assert!(table.record(ds(99, 50, 248), second, second));
+        assert!(!table.qualified(second, second).any(|d| *d == worst));
+        assert_eq!(table.best(second, second), Some(best));
+        // Masters silent for the window make room on their own.
+        let mut table = ForeignMasterTable::new(id(100));
+        for n in 0..MAX_FOREIGN_MASTERS as u8 {
+            table.record(ds(10 + n, 100, 248), 0, second);
+        }
+        let late = ds(1, 128, 248);
+        assert!(table.record(late, 5 * second, second));
+        assert!(table.record(late, 6 * second, second));
+        assert_eq!(table.best(6 * second, second), Some(late));
+        assert_eq!(table.qualified(6 * second, second).count(), 1);
     }
 
     #[test]

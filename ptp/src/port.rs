@@ -580,7 +580,9 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                     }
                 }
                 let dataset = ComparisonDataset::from_announce(&header, &announce, self.identity);
-                self.foreign.record(dataset, now.as_nanos());
+                let _taken =
+                    self.foreign
+                        .record(dataset, now.as_nanos(), self.announce_interval_ns);
                 if from_parent {
                     self.parent_announce = Some(now);
                 }
@@ -1040,6 +1042,24 @@ mod tests {
             "{actions:?}"
         );
         assert!(actions_with(false).is_empty());
+    }
+
+    #[test]
+    fn sixteen_spoofed_announces_do_not_lock_the_port_out() {
+        let me = master(9);
+        let mut port = PtpPort::new(me, PortConfig::default());
+        for n in 0..16u8 {
+            let spoofed = PortIdentity {
+                clock_identity: ClockIdentity([0xEE, n, 0, 0xFF, 0xFE, 0, 0, n]),
+                port_number: 1,
+            };
+            port.handle_message(&announce(spoofed, 1, 1), 0, at(0.0));
+        }
+        let real = master(1);
+        port.handle_message(&announce(real, 128, 1), 0, at(1.0));
+        port.handle_message(&announce(real, 128, 2), 0, at(2.0));
+        assert_eq!(port.parent().map(|p| p.sender), Some(real));
+        assert_eq!(port.state(), PortState::Uncalibrated);
     }
 
     #[test]
