@@ -271,9 +271,31 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
         self.actions.pop_front()
     }
 
+    /// Queues a message. The port's own requests are never lost to others' traffic: a
+    /// newer one replaces one still queued, and in a full queue one takes the place of an
+    /// answer to a peer. Answers only take free places.
     fn push(&mut self, intent: Intent) {
+        let own = |i: &Intent| matches!(i, Intent::DelayReq | Intent::PdelayReq);
+        if own(&intent) {
+            let same = core::mem::discriminant(&intent);
+            if let Some(slot) = self.intents.iter_mut().find(|i| {
+                i.as_ref()
+                    .is_some_and(|i| core::mem::discriminant(i) == same)
+            }) {
+                *slot = Some(intent);
+                return;
+            }
+        }
         if let Some(slot) = self.intents.iter_mut().find(|i| i.is_none()) {
             *slot = Some(intent);
+        } else if own(&intent) {
+            if let Some(slot) = self
+                .intents
+                .iter_mut()
+                .find(|i| i.as_ref().is_some_and(|i| !own(i)))
+            {
+                *slot = Some(intent);
+            }
         }
     }
 
@@ -439,10 +461,11 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                 * self.announce_interval_ns as f64
                 * 1e-9;
             if now.seconds_since(last) > timeout {
+                // The parent stays set until the choice, so that losing it with no other
+                // master to take is a change: LISTENING, and `Master(None)` reported.
                 if let Some(p) = self.parent {
                     self.foreign.remove(p.sender);
                 }
-                self.parent = None;
                 self.parent_announce = None;
                 self.choose_master(now);
             }
@@ -574,11 +597,13 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                 let Body::Announce(announce) = message.body else {
                     return;
                 };
-                if let Some(seconds) = header.log_message_interval.seconds() {
-                    if seconds > 0.0 && seconds <= 64.0 {
-                        self.announce_interval_ns = (seconds * 1e9) as i64;
-                    }
-                }
+                // The receipt timeout follows the parent's interval only: a stranger
+                // announcing every 64 s must not stretch our failover.
+                let interval = header
+                    .log_message_interval
+                    .seconds()
+                    .filter(|s| *s > 0.0 && *s <= 64.0)
+                    .map(|s| (s * 1e9) as i64);
                 let dataset = ComparisonDataset::from_announce(&header, &announce, self.identity);
                 let _taken =
                     self.foreign
@@ -590,6 +615,9 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                 let from_parent = self
                     .parent
                     .is_some_and(|p| p.sender == header.source_port_identity);
+                if let (true, Some(interval)) = (from_parent, interval) {
+                    self.announce_interval_ns = interval;
+                }
                 if from_parent
                     && header.flags.contains(Flags::UTC_OFFSET_VALID)
                     && self.utc_offset != Some(announce.current_utc_offset)
@@ -598,7 +626,9 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                     self.push_event(PortEvent::UtcOffset(announce.current_utc_offset));
                 }
             }
-            MessageType::PdelayReq => {
+            // A peer's Pdelay_Req is answered in P2P only: an end-to-end port has no
+            // peer to serve, and answering anyone would hand a flood our output queue.
+            MessageType::PdelayReq if self.config.delay_mechanism == DelayMechanism::P2p => {
                 self.push(Intent::PdelayResp {
                     sequence: header.sequence_id,
                     requester: header.source_port_identity,
@@ -1060,6 +1090,79 @@ mod tests {
         port.handle_message(&announce(real, 128, 2), 0, at(2.0));
         assert_eq!(port.parent().map(|p| p.sender), Some(real));
         assert_eq!(port.state(), PortState::Uncalibrated);
+    }
+
+    fn pdelay_req(from: PortIdentity, seq: u16) -> Vec<u8> {
+        let h = PtpHeader::new(MessageType::PdelayReq, from, seq);
+        let mut buf = [0u8; 64];
+        let body = Body::PdelayReq {
+            origin_timestamp: PtpTimestamp::ZERO,
+        };
+        let len = MessageWriter::new(&mut buf, &h, &body)
+            .unwrap()
+            .finish()
+            .unwrap();
+        buf[..len].to_vec()
+    }
+
+    #[test]
+    fn a_pdelay_req_flood_never_stops_an_e2e_slaves_delay_req() {
+        let me = master(9);
+        let mut port = PtpPort::new(me, PortConfig::default());
+        let good = master(1);
+        port.handle_message(&announce(good, 100, 1), 0, at(0.0));
+        port.handle_message(&announce(good, 100, 2), 0, at(1.0));
+        let stranger = master(5);
+        let mut buf = [0u8; 128];
+        let (mut delay_reqs, mut answers) = (0, 0);
+        for tenth in 10..100u16 {
+            let now = at(f64::from(tenth) / 10.0);
+            if tenth % 10 == 0 {
+                port.handle_message(&announce(good, 100, 2 + tenth), 0, now);
+            }
+            for k in 0..5 {
+                port.handle_message(&pdelay_req(stranger, tenth * 5 + k), 1, now);
+            }
+            port.handle_timeout(now);
+            while let Some(Transmit { kind, .. }) = port.poll_transmit(&mut buf) {
+                match kind {
+                    Outgoing::DelayReq => {
+                        delay_reqs += 1;
+                        port.handle_transmit_timestamp(kind, 2);
+                    }
+                    _ => answers += 1,
+                }
+            }
+        }
+        assert_eq!(answers, 0, "E2E answers no Pdelay_Req");
+        assert!(delay_reqs >= 4, "{delay_reqs} Delay_Req in 9 s");
+    }
+
+    #[test]
+    fn only_the_parents_announce_interval_sets_the_receipt_timeout() {
+        let me = master(9);
+        let mut port = PtpPort::new(me, PortConfig::default());
+        let good = master(1);
+        let stranger = master(5);
+        let mut slow = announce(stranger, 200, 1);
+        slow[33] = 6; // logMessageInterval 6: 64 s
+        port.handle_message(&announce(good, 100, 1), 0, at(0.0));
+        port.handle_message(&announce(good, 100, 2), 0, at(1.0));
+        port.handle_message(&slow, 0, at(1.5));
+        assert_eq!(port.parent().map(|p| p.sender), Some(good));
+        // The parent falls silent: three of its 1 s intervals later it is gone.
+        for k in 0..10 {
+            let now = at(1.5 + 0.5 * f64::from(k));
+            if port.poll_timeout().is_some_and(|due| due <= now) {
+                port.handle_timeout(now);
+            }
+        }
+        assert_eq!(
+            port.parent(),
+            None,
+            "failover waited on a stranger's interval"
+        );
+        assert_eq!(port.state(), PortState::Listening);
     }
 
     #[test]
