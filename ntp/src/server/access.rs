@@ -47,6 +47,13 @@ pub enum CidrError {
         /// 32 or 128.
         max: u8,
     },
+    /// An IPv4-mapped network (`::ffff:a.b.c.d/N`) with N under 96: it would reach past
+    /// the mapped addresses.
+    #[error("{text:?}: an IPv4-mapped network needs a prefix of 96-128 (or write it as IPv4)")]
+    MappedPrefix {
+        /// The text given.
+        text: String,
+    },
     /// Bits set beyond the prefix (`10.1.2.3/8`): probably a typo for the network.
     #[error("{text:?}: address has bits set beyond the prefix (did you mean {network}?)")]
     HostBits {
@@ -136,6 +143,20 @@ impl FromStr for Cidr {
                     })?
             }
         };
+        // IPv4 clients reach the IPv6 sockets (V6ONLY) never, the IPv4 ones as IPv4: an
+        // IPv4-mapped rule is an IPv4 rule, or it would never match.
+        let (address, prefix) = match address {
+            IpAddr::V6(a) if a.to_ipv4_mapped().is_some() && prefix < 96 => {
+                return Err(CidrError::MappedPrefix {
+                    text: text.to_string(),
+                });
+            }
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => (IpAddr::V4(v4), prefix - 96),
+                None => (address, prefix),
+            },
+            v4 => (v4, prefix),
+        };
         let (bits, width) = Self::bits(address);
         let mask = Self::mask(prefix, width);
         if bits & !mask != 0 {
@@ -204,6 +225,21 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_mapped_rules_are_ipv4_rules() {
+        let c: Cidr = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(c, "10.0.0.0/8".parse::<Cidr>().unwrap());
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        let host: Cidr = "::ffff:192.0.2.7".parse().unwrap();
+        assert!(host.contains("192.0.2.7".parse().unwrap()));
+        assert!(matches!(
+            "::ffff:0:0/80".parse::<Cidr>(),
+            Err(CidrError::MappedPrefix { .. })
+        ));
     }
 
     #[test]

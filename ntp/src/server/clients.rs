@@ -198,6 +198,21 @@ impl ClientTable {
         }
     }
 
+    /// Whether a kiss-o'-death (DENY) may go to `address` at `now_ns`: at most one per
+    /// rate-limit interval per client, whether rate limiting is on or not, so that a
+    /// spoofed victim never gets a packet for every packet an attacker sends.
+    pub fn kiss_due(&mut self, address: IpAddr, now_ns: u64) -> bool {
+        let interval_ns = libm::exp2(f64::from(self.limit.interval)) * 1e9;
+        let e = self.entry(address, now_ns);
+        let due = e
+            .last_kiss_ns
+            .is_none_or(|t| now_ns.saturating_sub(t) as f64 >= interval_ns);
+        if due {
+            e.last_kiss_ns = Some(now_ns);
+        }
+        due
+    }
+
     /// Interleaved mode: if the request's origin is the receive timestamp of the client's
     /// previous request and that answer's transmit timestamp is known, returns it.
     pub fn interleaved_transmit(

@@ -214,7 +214,10 @@ impl ServerCore {
         match self.access.check(request.from) {
             AccessAction::Allow => {}
             AccessAction::Ignore => return counters.drop(DropReason::Denied),
-            AccessAction::Deny => return kiss(KissCode::Deny, counters, out),
+            AccessAction::Deny if clients.kiss_due(request.from, request.now_ns) => {
+                return kiss(KissCode::Deny, counters, out);
+            }
+            AccessAction::Deny => return counters.drop(DropReason::Denied),
         }
         match clients.rate(request.from, request.now_ns) {
             RateVerdict::Answer => {}
@@ -272,6 +275,7 @@ impl ServerCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::access::AccessRule;
     use crate::server::clients::RateLimit;
     use alloc::vec::Vec;
     use tempora_ntp_proto::{
@@ -398,7 +402,7 @@ mod tests {
 
     #[test]
     fn access_list_ignores_or_kisses() {
-        use crate::server::access::{AccessRule, Cidr};
+        use crate::server::access::Cidr;
         let core = ServerCore {
             access: AccessList {
                 rules: vec![
@@ -428,6 +432,51 @@ mod tests {
         let (a, _) = ask(&core, &mut clients, &mut c, &req, "10.1.1.1", 1);
         assert!(matches!(a, Answer::Reply { .. }));
         assert_eq!(c.kod_deny, 1);
+    }
+
+    #[test]
+    fn deny_kisses_are_not_reflected_one_for_one() {
+        // A spoofed victim inside a deny range: an attacker's every request would make a
+        // DENY for it. Rate limiting is off, as by default.
+        let core = ServerCore {
+            access: AccessList {
+                rules: vec![AccessRule {
+                    action: AccessAction::Deny,
+                    networks: vec!["198.51.100.0/24".parse().unwrap()],
+                }],
+                default: AccessAction::Allow,
+            },
+            interleaved: false,
+        };
+        let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
+        let mut c = Counters::default();
+        let req = client_request(Version::V4, 3).to_bytes();
+        let kisses = (0..100u64)
+            .filter(|i| {
+                let (a, _) = ask(
+                    &core,
+                    &mut clients,
+                    &mut c,
+                    &req,
+                    "198.51.100.9",
+                    i * 1_000_000,
+                );
+                matches!(a, Answer::Reply { .. })
+            })
+            .count();
+        assert_eq!(kisses, 1, "one DENY per interval, never an amplifier");
+        assert_eq!(c.kod_deny, 1);
+        assert_eq!(c.dropped(DropReason::Denied), 99);
+        // The interval later (8 s by default), one more.
+        let (a, _) = ask(
+            &core,
+            &mut clients,
+            &mut c,
+            &req,
+            "198.51.100.9",
+            9_000_000_000,
+        );
+        assert!(matches!(a, Answer::Reply { .. }), "{a:?}");
     }
 
     #[test]
