@@ -150,6 +150,12 @@ impl UpstreamConfig {
                     "must be -4 to 10",
                 ));
             }
+            if !r.offset.is_finite() || r.offset.abs() > 1.0 {
+                return Err(invalid(
+                    &key(&format!("refclock[{i}].offset")),
+                    "seconds, a finite number within +/-1",
+                ));
+            }
             if !(1..=25).contains(&r.samples) {
                 return Err(invalid(
                     &key(&format!("refclock[{i}].samples")),
@@ -316,6 +322,14 @@ mod tests {
                 "refclock[0].device",
             ),
             ("servers = \"a\"", "servers"),
+            (
+                "[[refclock]]\ndevice = \"/dev/ptp0\"\noffset = nan",
+                "refclock[0].offset",
+            ),
+            (
+                "[[refclock]]\ndevice = \"/dev/ptp0\"\noffset = inf",
+                "refclock[0].offset",
+            ),
         ] {
             let e = ClientConfig::from_toml(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text:?}: {e}");

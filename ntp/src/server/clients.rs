@@ -23,7 +23,8 @@ pub struct RateLimit {
     /// Answers a client may have in a burst before the interval applies.
     pub burst: u16,
     /// Of the requests over the limit, 1 in 2^leak is answered anyway, so a client behind
-    /// a busy NAT still hears now and then.
+    /// a busy NAT still hears now and then; 0: none (not "every one", which would turn
+    /// limiting off).
     pub leak: u8,
     /// Clients remembered (rounded up to a multiple of 4).
     pub table_size: usize,
@@ -184,7 +185,7 @@ impl ClientTable {
             e.tokens -= 1.0;
             return RateVerdict::Answer;
         }
-        if limit.leak < 64 && leak_roll & ((1u64 << limit.leak) - 1) == 0 {
+        if (1..64).contains(&limit.leak) && leak_roll & ((1u64 << limit.leak) - 1) == 0 {
             return RateVerdict::Answer;
         }
         let kiss_due = e
@@ -294,6 +295,25 @@ mod tests {
         // One second later one token is back.
         assert_eq!(t.rate(a, 1_000_010_000), RateVerdict::Answer);
         assert_eq!(t.rate(a, 1_000_020_000), RateVerdict::Kiss);
+    }
+
+    #[test]
+    fn a_leak_of_zero_lets_none_through() {
+        let mut t = ClientTable::new(
+            RateLimit {
+                enabled: true,
+                interval: 10,
+                burst: 1,
+                leak: 0,
+                table_size: 64,
+            },
+            [7; 16],
+        );
+        let a = ip("2001:db8::2");
+        let answered = (0..1000)
+            .filter(|i| t.rate(a, *i) == RateVerdict::Answer)
+            .count();
+        assert_eq!(answered, 1, "the burst of one, then none");
     }
 
     #[test]
