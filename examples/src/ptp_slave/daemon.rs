@@ -593,7 +593,8 @@ pub fn run(
     let mut buf = [0u8; 128];
     let mut rx_buf = [0u8; 1500];
     let mut steering_refused = false;
-    let mut window: Vec<(f64, f64, f64)> = Vec::new();
+    let mut summary = None;
+    let mut window = SummaryWindow::new(config.summary_every);
     while !stop.load(Ordering::Relaxed) && config.duration.is_none_or(|d| elapsed() < d) {
         let wait = port.poll_timeout().map_or(Duration::from_millis(100), |t| {
             Duration::from_nanos(t.as_nanos().saturating_sub(now().as_nanos()).max(0) as u64)
@@ -676,7 +677,7 @@ pub fn run(
                 }
                 PortEvent::Sample(s) => {
                     if port.state() == PortState::Slave && !s.spike {
-                        window.push((s.offset_ns, s.frequency_ppb, s.path_delay_ns));
+                        summary = window.push(s.offset_ns, s.frequency_ppb, s.path_delay_ns);
                     }
                     let servo: String = match s.state {
                         ServoState::Unlocked => "s0",
@@ -735,33 +736,87 @@ pub fn run(
                 }
             }
         }
-        if config.summary_every > 0 && window.len() >= config.summary_every as usize {
-            let n = window.len() as f64;
-            let mean = |f: &dyn Fn(&(f64, f64, f64)) -> f64| window.iter().map(f).sum::<f64>() / n;
-            let sd = |f: &dyn Fn(&(f64, f64, f64)) -> f64, m: f64| {
-                (window.iter().map(|x| (f(x) - m).powi(2)).sum::<f64>() / n).sqrt()
-            };
-            let fm = mean(&|x| x.1);
-            let dm = mean(&|x| x.2);
-            let rms_ns = mean(&|x| x.0 * x.0).sqrt();
-            let max_ns = window.iter().fold(0.0f64, |m, x| m.max(x.0.abs()));
+        if let Some(s) = summary.take() {
             update(&mut |st| {
-                st.rms_offset_ns = rms_ns;
-                st.max_offset_ns = max_ns;
+                st.rms_offset_ns = s.rms_ns;
+                st.max_offset_ns = s.max_ns;
             });
             out(&Report::Summary {
                 time: elapsed(),
-                rms_ns,
-                max_ns,
-                frequency_ppb: fm,
-                frequency_sd: sd(&|x| x.1, fm),
-                delay_ns: dm,
-                delay_sd: sd(&|x| x.2, dm),
+                rms_ns: s.rms_ns,
+                max_ns: s.max_ns,
+                frequency_ppb: s.frequency_ppb,
+                frequency_sd: s.frequency_sd,
+                delay_ns: s.delay_ns,
+                delay_sd: s.delay_sd,
             });
-            window.clear();
         }
     }
     Ok(())
+}
+
+/// The summary ptp4l prints every N samples, from running sums: the memory is the same
+/// whatever N is, and N = 0 (no summaries) keeps nothing (a list of samples kept for a
+/// summary that never came grew without bound at the Sync rate).
+#[derive(Clone, Debug, Default)]
+struct SummaryWindow {
+    every: u32,
+    n: u32,
+    offset_sq: f64,
+    max: f64,
+    frequency: f64,
+    frequency_sq: f64,
+    delay: f64,
+    delay_sq: f64,
+}
+
+/// One summary: RMS and largest offset, mean and spread of frequency and path delay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct SummaryStats {
+    rms_ns: f64,
+    max_ns: f64,
+    frequency_ppb: f64,
+    frequency_sd: f64,
+    delay_ns: f64,
+    delay_sd: f64,
+}
+
+impl SummaryWindow {
+    fn new(every: u32) -> Self {
+        Self {
+            every,
+            ..Self::default()
+        }
+    }
+
+    /// Takes one sample; every `every`-th gives the summary and starts again.
+    fn push(&mut self, offset_ns: f64, frequency_ppb: f64, delay_ns: f64) -> Option<SummaryStats> {
+        if self.every == 0 {
+            return None;
+        }
+        self.n += 1;
+        self.offset_sq += offset_ns * offset_ns;
+        self.max = self.max.max(offset_ns.abs());
+        self.frequency += frequency_ppb;
+        self.frequency_sq += frequency_ppb * frequency_ppb;
+        self.delay += delay_ns;
+        self.delay_sq += delay_ns * delay_ns;
+        if self.n < self.every {
+            return None;
+        }
+        let n = f64::from(self.n);
+        let spread = |sum: f64, sq: f64| (sq / n - (sum / n).powi(2)).max(0.0).sqrt();
+        let stats = SummaryStats {
+            rms_ns: (self.offset_sq / n).sqrt(),
+            max_ns: self.max,
+            frequency_ppb: self.frequency / n,
+            frequency_sd: spread(self.frequency, self.frequency_sq),
+            delay_ns: self.delay / n,
+            delay_sd: spread(self.delay, self.delay_sq),
+        };
+        *self = Self::new(self.every);
+        Some(stats)
+    }
 }
 
 /// One round of phc2sys: read the system clock against the PHC, run the servo, steer.
@@ -799,4 +854,37 @@ fn keep_system_on_phc(
         frequency_ppb: output.frequency_ppb,
         delay_ns: reading.window_ns as f64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_come_every_n_samples_and_none_keeps_nothing() {
+        let mut w = SummaryWindow::new(4);
+        let samples = [
+            (3.0, 10.0, 100.0),
+            (-4.0, 12.0, 102.0),
+            (0.0, 8.0, 98.0),
+            (5.0, 10.0, 100.0),
+        ];
+        let mut out = None;
+        for (o, f, d) in samples {
+            out = w.push(o, f, d);
+        }
+        let s = out.expect("a summary on the fourth");
+        assert!((s.rms_ns - (50.0f64 / 4.0).sqrt()).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.max_ns, 5.0);
+        assert!((s.frequency_ppb - 10.0).abs() < 1e-9);
+        assert!((s.frequency_sd - 2.0f64.sqrt()).abs() < 1e-9, "{s:?}");
+        assert!((s.delay_ns - 100.0).abs() < 1e-9);
+        assert_eq!(w.push(1.0, 1.0, 1.0), None, "a new window");
+        // summary_every = 0: a day of 16 Syncs a second, and nothing is kept.
+        let mut none = SummaryWindow::new(0);
+        for k in 0..(16 * 86_400) {
+            assert_eq!(none.push(f64::from(k), 0.0, 0.0), None);
+        }
+        assert_eq!(none.n, 0);
+    }
 }
