@@ -134,6 +134,27 @@ impl UpstreamConfig {
         if !(1..=16).contains(&self.pool_size) {
             return Err(invalid(&key("pool_size"), "must be 1-16"));
         }
+        let total = self.servers.len() + self.pools.len() * self.pool_size + self.refclock.len();
+        if total > tempora_clock_filter::MAX_CANDIDATES {
+            return Err(invalid(
+                &key("servers"),
+                format!(
+                    "{total} sources (servers + pools x pool_size + refclocks): at most {}",
+                    tempora_clock_filter::MAX_CANDIDATES
+                ),
+            ));
+        }
+        for (i, name) in self.servers.iter().enumerate() {
+            if self.servers[..i]
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+            {
+                return Err(invalid(
+                    &key(&format!("servers[{i}]")),
+                    format!("{name} is listed twice"),
+                ));
+            }
+        }
         if self.min_sources == 0 || self.min_sources > 16 {
             return Err(invalid(&key("min_sources"), "must be 1-16"));
         }
@@ -322,6 +343,11 @@ mod tests {
                 "refclock[0].device",
             ),
             ("servers = \"a\"", "servers"),
+            ("servers = [\"a\", \"b\", \"A\"]", "servers[2]"),
+            (
+                "pools = [\"p\", \"q\", \"r\", \"s\", \"t\"]\npool_size = 16",
+                "at most 64",
+            ),
             (
                 "[[refclock]]\ndevice = \"/dev/ptp0\"\noffset = nan",
                 "refclock[0].offset",

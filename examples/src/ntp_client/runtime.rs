@@ -251,9 +251,19 @@ impl Runtime {
         let mut sources = Vec::new();
         let now = LocalInstant(0);
         for host in &config.servers {
-            let address = resolve(host).ok().and_then(|a| a.first().copied());
-            if address.is_none() {
-                tracing::warn!("{host}: cannot resolve now; will try again");
+            let resolved = resolve(host).unwrap_or_default();
+            // Two names for one address would be one server counted twice, and the second
+            // slot would never be matched an answer: it waits for an address of its own.
+            let address = resolved
+                .iter()
+                .find(|a| !slots.iter().any(|s: &Slot| s.address == Some(**a)))
+                .copied();
+            match (address, resolved.first()) {
+                (None, Some(taken)) => tracing::warn!(
+                    "{host}: {taken} is already polled as another source; will look again"
+                ),
+                (None, None) => tracing::warn!("{host}: cannot resolve now; will try again"),
+                _ => {}
             }
             slots.push(Slot {
                 origin: Origin::Server(host.clone()),
@@ -487,7 +497,10 @@ impl Runtime {
         if !due || (recently && slot.address.is_some()) {
             return;
         }
-        let in_use: Vec<SocketAddr> = self.slots.iter().filter_map(|s| s.address).collect();
+        let in_use: Vec<SocketAddr> = (0..self.slots.len())
+            .filter(|&k| k != i)
+            .filter_map(|k| self.slots[k].address)
+            .collect();
         let (host, pick_new) = match &slot.origin {
             Origin::Server(h) => (h.clone(), false),
             Origin::Pool(h) => (h.clone(), true),
@@ -496,11 +509,16 @@ impl Runtime {
             self.slots[i].last_resolve = Some(Instant::now());
             return;
         };
-        let choice = if pick_new {
-            addresses.iter().find(|a| !in_use.contains(a)).copied()
-        } else {
-            addresses.first().copied()
-        };
+        // A pool slot takes an address no source polls (its own unreachable one neither);
+        // a server the first of its own that no other source polls.
+        let own = self.slots[i].address;
+        let choice = addresses
+            .iter()
+            .find(|a| {
+                let taken = in_use.contains(a) || (pick_new && own == Some(**a));
+                !taken
+            })
+            .copied();
         let slot = &mut self.slots[i];
         slot.last_resolve = Some(Instant::now());
         slot.polls_since_resolve = 0;
