@@ -42,8 +42,8 @@ pub use socket::{
     TxTimestamp, enable_hardware_timestamping, interface_index, poll_readable, tempora_ptp_groups,
 };
 pub use timex::{
-    ClockState, KernelTime, MAX_FREQ_PPM, StatusFlags, SystemClock, has_cap_sys_time,
-    join_frequency, nominal_tick, split_frequency,
+    ClockState, KernelTime, MAX_FREQ_PPM, MAX_STEP_SECONDS, StatusFlags, SystemClock,
+    has_cap_sys_time, join_frequency, nominal_tick, split_frequency,
 };
 
 /// Async sockets on tokio.

@@ -200,21 +200,35 @@ pub(crate) fn gettime(clock: libc::clockid_t) -> Result<i128, Error> {
     Ok(i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec))
 }
 
-/// Steps `clock` by `offset` seconds (ADJ_SETOFFSET with ADJ_NANO).
-pub(crate) fn step(clock: libc::clockid_t, offset: f64) -> Result<(), Error> {
-    if !offset.is_finite() || offset.abs() > 1e9 {
+/// The largest step, seconds: what a 64-bit nanosecond count holds (about 292 years), so
+/// that a board without an RTC that boots at 1970 can be set to now in one step.
+pub const MAX_STEP_SECONDS: f64 = i64::MAX as f64 / 1e9;
+
+/// The `timex` of a step by `offset` seconds: ADJ_SETOFFSET with ADJ_NANO, whole seconds
+/// rounded down and the nanoseconds in 0..10^9, as the kernel wants them.
+fn step_timex(offset: f64) -> Result<libc::timex, Error> {
+    if !offset.is_finite() || offset.abs() > MAX_STEP_SECONDS {
         return Err(Error::OutOfRange {
             what: "step",
             value: offset,
-            limit: "finite and within 10^9 s".into(),
+            limit: "finite and within 2^63 ns (about 292 years)".into(),
         });
     }
-    let nanos = (offset * 1e9).round() as i128;
+    // Whole seconds and the fraction apart: offset * 1e9 would lose the nanoseconds of a
+    // step of 10^9 s (f64 holds 53 bits).
+    let whole = offset.trunc();
+    let nanos = whole as i128 * 1_000_000_000 + ((offset - whole) * 1e9).round() as i128;
     let mut tx = zeroed_timex();
     tx.modes = libc::ADJ_SETOFFSET | libc::ADJ_NANO;
     tx.time.tv_sec = nanos.div_euclid(1_000_000_000) as libc::time_t;
     // With ADJ_NANO the kernel reads tv_usec as nanoseconds (0..10^9).
     tx.time.tv_usec = nanos.rem_euclid(1_000_000_000) as libc::suseconds_t;
+    Ok(tx)
+}
+
+/// Steps `clock` by `offset` seconds (ADJ_SETOFFSET with ADJ_NANO).
+pub(crate) fn step(clock: libc::clockid_t, offset: f64) -> Result<(), Error> {
+    let mut tx = step_timex(offset)?;
     clock_adjtime(clock, &mut tx, "clock_adjtime (step)")?;
     Ok(())
 }
@@ -401,6 +415,19 @@ pub fn has_cap_sys_time() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_from_1970_to_now_is_one_step() {
+        // A board without an RTC at 1970-01-02 and the time at 2026: 1.78e9 s.
+        let tx = step_timex(1_780_000_000.25).unwrap();
+        assert_eq!(tx.time.tv_sec, 1_780_000_000);
+        assert_eq!(tx.time.tv_usec, 250_000_000);
+        let back = step_timex(-1_780_000_000.25).unwrap();
+        assert_eq!(back.time.tv_sec, -1_780_000_001);
+        assert_eq!(back.time.tv_usec, 750_000_000);
+        assert!(step_timex(MAX_STEP_SECONDS * 1.01).is_err());
+        assert!(step_timex(f64::NAN).is_err());
+    }
 
     #[test]
     fn frequency_split_and_join() {
