@@ -80,6 +80,9 @@ pub struct ClientTable {
     keys: (u64, u64),
     limit: RateLimit,
     rng: u64,
+    /// Entries in use, kept as they are taken: a scrape must not walk the table under the
+    /// lock every serving thread takes (11 ms with a full table).
+    used: usize,
 }
 
 fn key(address: IpAddr) -> [u8; 16] {
@@ -104,6 +107,7 @@ impl ClientTable {
             keys,
             limit,
             rng: 1,
+            used: 0,
         };
         table.rng = table.hash(&[0x5E, 0xED]) | 1;
         table
@@ -124,9 +128,9 @@ impl ClientTable {
         self.entries.len()
     }
 
-    /// Clients remembered now.
+    /// Clients remembered now (kept as entries are taken, not counted).
     pub fn len(&self) -> usize {
-        self.entries.iter().filter(|e| e.used).count()
+        self.used
     }
 
     /// Whether no client is remembered.
@@ -156,6 +160,9 @@ impl ClientTable {
                     .enumerate()
                     .min_by_key(|(_, e)| (e.used, e.last_seen_ns))
                     .map_or(0, |(i, _)| i);
+                if !slots[i].used {
+                    self.used += 1;
+                }
                 slots[i] = Entry {
                     address: k,
                     used: true,
@@ -334,6 +341,24 @@ mod tests {
             .count();
         // One of the burst, then about 1 in 4.
         assert!((800..1200).contains(&answered), "{answered}");
+    }
+
+    #[test]
+    fn the_count_of_clients_is_kept_not_counted() {
+        let mut t = ClientTable::new(
+            RateLimit {
+                enabled: true,
+                table_size: 64,
+                ..RateLimit::default()
+            },
+            [3; 16],
+        );
+        for i in 0..1000u32 {
+            let _ = t.rate(IpAddr::V4((i % 300).into()), u64::from(i));
+            let counted = t.entries.iter().filter(|e| e.used).count();
+            assert_eq!(t.len(), counted, "after {i}");
+        }
+        assert_eq!(t.len(), t.capacity());
     }
 
     #[test]
