@@ -1,5 +1,6 @@
-//! What the server remembers per client, in bounded memory: the rate limiter's tokens and
-//! the timestamps interleaved mode needs. A fixed table (4-way buckets, least recently
+//! What the server remembers per client, in bounded memory: the rate limiter's tokens, and
+//! the timestamps interleaved mode needs, kept per request rather than per address (as
+//! chrony 4 does), so that clients behind one address do not knock each other out. A fixed table (4-way buckets, least recently
 //! seen evicted) keyed with a secret seed, so no one can choose addresses that collide.
 
 use alloc::vec;
@@ -61,12 +62,20 @@ struct Entry {
     last_seen_ns: u64,
     tokens: f32,
     last_kiss_ns: Option<u64>,
-    /// The receive timestamp of the client's last request, as sent in the answer.
-    last_rx: NtpTimestamp,
-    /// The kernel's transmit timestamp of that answer, once known.
-    last_tx: Option<NtpTimestamp>,
-    /// A transmit timestamp was asked for that answer.
-    tx_pending: bool,
+}
+
+/// The timestamps of one answer, for the client's next, interleaved request: found by the
+/// receive timestamp, which that request names as its origin.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stamps {
+    /// The receive timestamp of the request, as sent in the answer (zero: unused).
+    rx: NtpTimestamp,
+    /// Who asked (16 bytes, IPv4 mapped): another address naming it gets nothing.
+    address: [u8; 16],
+    /// The kernel's transmit timestamp of the answer, once known.
+    tx: Option<NtpTimestamp>,
+    /// A transmit timestamp was asked of the kernel for the answer.
+    pending: bool,
 }
 
 const WAYS: usize = 4;
@@ -75,6 +84,8 @@ const WAYS: usize = 4;
 #[derive(Debug)]
 pub struct ClientTable {
     entries: Vec<Entry>,
+    /// Interleaved mode's timestamps, one place per receive timestamp's hash.
+    stamps: Vec<Stamps>,
     buckets: usize,
     /// SipHash-1-3 keys: with them secret, no one can pick addresses that share a bucket.
     keys: (u64, u64),
@@ -103,6 +114,7 @@ impl ClientTable {
         let keys = (word(k0), word(k1));
         let mut table = Self {
             entries: vec![Entry::default(); buckets * WAYS],
+            stamps: vec![Stamps::default(); buckets * WAYS],
             buckets,
             keys,
             limit,
@@ -221,19 +233,26 @@ impl ClientTable {
         due
     }
 
-    /// Interleaved mode: if the request's origin is the receive timestamp of the client's
-    /// previous request and that answer's transmit timestamp is known, returns it.
+    /// Where the timestamps of the request received at `rx` are kept.
+    fn stamp_slot(&self, rx: NtpTimestamp) -> usize {
+        (self.hash(&rx.to_bits().to_be_bytes()) % self.stamps.len() as u64) as usize
+    }
+
+    /// Interleaved mode: if the request's origin is the receive timestamp of an earlier
+    /// request from `address` and that answer's transmit timestamp is known, returns it.
     pub fn interleaved_transmit(
         &mut self,
         address: IpAddr,
         origin: NtpTimestamp,
-        now_ns: u64,
+        _now_ns: u64,
     ) -> Option<NtpTimestamp> {
         if origin.is_zero() {
             return None;
         }
-        let e = self.entry(address, now_ns);
-        (e.last_rx == origin).then_some(e.last_tx).flatten()
+        let s = self.stamps[self.stamp_slot(origin)];
+        (s.rx == origin && s.address == key(address))
+            .then_some(s.tx)
+            .flatten()
     }
 
     /// Remembers the receive timestamp of an answer just made, and whether its transmit
@@ -243,27 +262,25 @@ impl ClientTable {
         address: IpAddr,
         rx: NtpTimestamp,
         tx_pending: bool,
-        now_ns: u64,
+        _now_ns: u64,
     ) {
-        let e = self.entry(address, now_ns);
-        e.last_rx = rx;
-        e.last_tx = None;
-        e.tx_pending = tx_pending;
+        let slot = self.stamp_slot(rx);
+        self.stamps[slot] = Stamps {
+            rx,
+            address: key(address),
+            tx: None,
+            pending: tx_pending,
+        };
     }
 
     /// Stores the kernel's transmit timestamp of the answer to the request received at
-    /// `rx`, if that is still the client's latest.
+    /// `rx` from `address`, if it was asked for and the place was not taken since.
     pub fn record_transmit(&mut self, address: IpAddr, rx: NtpTimestamp, tx: NtpTimestamp) {
-        let k = key(address);
-        let bucket = self.bucket_of(&k);
-        if let Some(e) = self.entries[bucket * WAYS..(bucket + 1) * WAYS]
-            .iter_mut()
-            .find(|e| e.used && e.address == k)
-        {
-            if e.last_rx == rx && e.tx_pending {
-                e.last_tx = Some(tx);
-                e.tx_pending = false;
-            }
+        let slot = self.stamp_slot(rx);
+        let s = &mut self.stamps[slot];
+        if s.rx == rx && s.address == key(address) && s.pending {
+            s.tx = Some(tx);
+            s.pending = false;
         }
     }
 }

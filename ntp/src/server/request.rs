@@ -600,6 +600,39 @@ mod tests {
     }
 
     #[test]
+    fn two_clients_behind_one_address_both_stay_interleaved() {
+        let core = ServerCore {
+            interleaved: true,
+            ..ServerCore::default()
+        };
+        let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
+        let mut c = Counters::default();
+        let nat = "192.0.2.44";
+        // Each client's first request (non-zero origin: it may go interleaved), and the
+        // kernel's transmit timestamps of both answers.
+        for (rx, origin) in [(1000u64, 0x0A0A), (1500, 0x0B0B)] {
+            let mut req = client_request(Version::V4, rx);
+            req.origin_timestamp = NtpTimestamp::from_bits(origin);
+            ask(&core, &mut clients, &mut c, &req.to_bytes(), nat, rx);
+            let t = NtpTimestamp::from_bits(rx + 5);
+            clients.record_transmit(nat.parse().unwrap(), NtpTimestamp::from_bits(rx), t);
+        }
+        // Each comes back interleaved, naming its own previous request.
+        for (rx, previous) in [(2000u64, 1000u64), (2500, 1500)] {
+            let mut req = client_request(Version::V4, rx);
+            req.origin_timestamp = NtpTimestamp::from_bits(previous);
+            let (_, bytes) = ask(&core, &mut clients, &mut c, &req.to_bytes(), nat, rx);
+            let h = NtpHeader::parse_bytes(&bytes).unwrap();
+            assert_eq!(
+                h.transmit_timestamp,
+                NtpTimestamp::from_bits(previous + 5),
+                "client of {previous}"
+            );
+        }
+        assert_eq!(c.interleaved, 2);
+    }
+
+    #[test]
     fn a_request_with_a_mac_gets_a_crypto_nak_and_no_more_bytes_than_it_sent() {
         let core = ServerCore::default();
         let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
