@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
             bytes: data,
             truncated: false,
             from,
+            from_port: 123,
             rx: NtpTimestamp::from_bits(0xE000_0000_0000_0001),
             now_ns: data.len() as u64 * 1_000_000_000,
         },

@@ -55,6 +55,7 @@ fn main() -> std::io::Result<()> {
             bytes: &datagram[..n],
             truncated: false,
             from: from.ip(),
+            from_port: from.port(),
             rx,
             now_ns: start.elapsed().as_nanos() as u64,
         };

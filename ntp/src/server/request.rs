@@ -28,11 +28,14 @@ pub enum DropReason {
     Denied,
     /// Over the rate limit.
     RateLimited,
+    /// From UDP source port 0, which cannot be answered (RFC 768 reserves it; the kernel
+    /// refuses to send there).
+    SourcePortZero,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Malformed,
         Self::BadVersion,
         Self::Mode6,
@@ -40,6 +43,7 @@ impl DropReason {
         Self::NotClient,
         Self::Denied,
         Self::RateLimited,
+        Self::SourcePortZero,
     ];
 
     /// The metrics label.
@@ -52,6 +56,7 @@ impl DropReason {
             Self::NotClient => "not_client",
             Self::Denied => "denied",
             Self::RateLimited => "rate_limited",
+            Self::SourcePortZero => "source_port_zero",
         }
     }
 
@@ -92,7 +97,7 @@ pub struct Counters {
     /// Of those, interleaved.
     pub interleaved: u64,
     /// Drops by [`DropReason`].
-    pub drops: [u64; 7],
+    pub drops: [u64; 8],
     /// Kisses sent: RATE, DENY.
     pub kod_rate: u64,
     /// DENY kisses.
@@ -139,6 +144,8 @@ pub struct Request<'a> {
     pub truncated: bool,
     /// The sender.
     pub from: IpAddr,
+    /// The sender's UDP port.
+    pub from_port: u16,
     /// The receive timestamp (kernel's where there is one).
     pub rx: NtpTimestamp,
     /// A monotonic clock, nanoseconds, for the rate limiter.
@@ -167,6 +174,9 @@ impl ServerCore {
         counters.received += 1;
         if request.truncated {
             return counters.drop(DropReason::Malformed);
+        }
+        if request.from_port == 0 {
+            return counters.drop(DropReason::SourcePortZero);
         }
         let packet = match NtpPacket::parse(request.bytes) {
             Ok(p) => p,
@@ -308,6 +318,7 @@ mod tests {
                 bytes,
                 truncated: false,
                 from: from.parse().unwrap(),
+                from_port: 123,
                 rx: NtpTimestamp::from_bits(rx),
                 now_ns: rx,
             },
@@ -597,6 +608,26 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_request_from_port_zero_gets_no_answer() {
+        let core = ServerCore::default();
+        let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
+        let mut c = Counters::default();
+        let req = client_request(Version::V4, 1).to_bytes();
+        let mut out = [0u8; 64];
+        let request = Request {
+            bytes: &req,
+            truncated: false,
+            from: "192.0.2.1".parse().unwrap(),
+            from_port: 0,
+            rx: NtpTimestamp::from_bits(1),
+            now_ns: 1,
+        };
+        let a = core.handle(&request, &state(), &mut clients, &mut c, &mut out);
+        assert_eq!(a, Answer::Drop(DropReason::SourcePortZero));
+        assert_eq!(c.dropped(DropReason::SourcePortZero), 1);
     }
 
     #[test]
