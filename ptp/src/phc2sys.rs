@@ -78,8 +78,10 @@ impl<S: Servo> PhcToSystem<S> {
     }
 
     /// Takes a reading and returns what the servo made of it; `None` when it was skipped
-    /// (a window over four times the shortest seen: the reading was preempted). The
-    /// actions to apply come from [`Self::poll_action`].
+    /// (a window over four times the shortest seen: the reading was preempted) or held:
+    /// until the master's UTC offset is known the system clock is not touched, since the
+    /// PHC's TAI would set it 37 s ahead. The actions to apply come from
+    /// [`Self::poll_action`].
     pub fn handle_reading(
         &mut self,
         reading: PhcReading,
@@ -87,6 +89,9 @@ impl<S: Servo> PhcToSystem<S> {
     ) -> Result<Option<ServoOutput>, DisciplineError> {
         self.actions = ActionList::new();
         self.next_action = 0;
+        if self.utc_offset.is_none() {
+            return Ok(None);
+        }
         let window = reading.window_ns.max(0);
         let shortest = self.shortest_window.map_or(window, |s| s.min(window));
         self.shortest_window = Some(shortest);
@@ -162,6 +167,37 @@ mod tests {
     }
 
     #[test]
+    fn the_system_clock_is_held_until_the_utc_offset_is_known() {
+        // A PHC on TAI, the system clock on UTC: before the master's currentUtcOffset is
+        // known, the error looks like 37 s and a step would set the system clock to TAI.
+        let mut core = PhcToSystem::new(1.0, 0.0);
+        let reading = PhcReading {
+            system_minus_phc_ns: -37_000_000_000,
+            window_ns: 300,
+        };
+        for k in 0..4 {
+            let out = core
+                .handle_reading(reading, LocalInstant::from_seconds_f64(f64::from(k)))
+                .unwrap();
+            assert_eq!(out, None);
+            assert_eq!(core.poll_action(), None, "held");
+        }
+        core.set_utc_offset(37);
+        let mut stepped = false;
+        for k in 4..8 {
+            core.handle_reading(reading, LocalInstant::from_seconds_f64(f64::from(k)))
+                .unwrap();
+            while let Some(a) = core.poll_action() {
+                if let ClockAction::Step { offset } = a {
+                    assert!(offset.abs() < 1e-6, "a step of {offset} s, not 37 s");
+                    stepped = true;
+                }
+            }
+        }
+        assert!(!stepped, "already on time once the offset is applied");
+    }
+
+    #[test]
     fn wide_readings_are_skipped_and_bad_numbers_refused() {
         let mut core = PhcToSystem::new(1.0, 0.0);
         let at = LocalInstant::from_seconds_f64;
@@ -169,14 +205,19 @@ mod tests {
             system_minus_phc_ns: 1000,
             window_ns: 300,
         };
+        assert!(
+            (core.error(short) - 1e-6).abs() < 1e-12,
+            "no offset known: none applied"
+        );
+        // An ARB-timescale master: the PHC is not TAI, the offset 0.
+        core.set_utc_offset(0);
         assert!(core.handle_reading(short, at(0.0)).unwrap().is_some());
         let wide = PhcReading {
             system_minus_phc_ns: 50_000,
             window_ns: 20_000,
         };
         assert!(core.handle_reading(wide, at(1.0)).unwrap().is_none());
-        // Before the UTC offset is known none is applied; then the PHC's TAI is UTC + 37 s.
-        assert!((core.error(short) - 1e-6).abs() < 1e-12);
+        // A PTP-timescale master's offset: the PHC's TAI is UTC + 37 s.
         core.set_utc_offset(37);
         assert!((core.error(short) - 37.000_001).abs() < 1e-9);
     }

@@ -618,12 +618,21 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                 if let (true, Some(interval)) = (from_parent, interval) {
                     self.announce_interval_ns = interval;
                 }
-                if from_parent
-                    && header.flags.contains(Flags::UTC_OFFSET_VALID)
-                    && self.utc_offset != Some(announce.current_utc_offset)
-                {
-                    self.utc_offset = Some(announce.current_utc_offset);
-                    self.push_event(PortEvent::UtcOffset(announce.current_utc_offset));
+                // The offset between the master's time and UTC: currentUtcOffset on the PTP
+                // timescale (TAI) when the master says it is valid; 0 on an arbitrary
+                // timescale, whose time is no TAI to correct.
+                let offset = if !header.flags.contains(Flags::PTP_TIMESCALE) {
+                    Some(0)
+                } else if header.flags.contains(Flags::UTC_OFFSET_VALID) {
+                    Some(announce.current_utc_offset)
+                } else {
+                    None
+                };
+                if let (true, Some(offset)) = (from_parent, offset) {
+                    if self.utc_offset != Some(offset) {
+                        self.utc_offset = Some(offset);
+                        self.push_event(PortEvent::UtcOffset(offset));
+                    }
                 }
             }
             // A peer's Pdelay_Req is answered in P2P only: an end-to-end port has no
@@ -698,7 +707,7 @@ mod tests {
     fn announce(from: PortIdentity, priority1: u8, seq: u16) -> Vec<u8> {
         let mut h = PtpHeader::new(MessageType::Announce, from, seq);
         h.log_message_interval = LogInterval(0);
-        h.flags = Flags(Flags::UTC_OFFSET_VALID);
+        h.flags = Flags(Flags::PTP_TIMESCALE | Flags::UTC_OFFSET_VALID);
         let body = Body::Announce(AnnounceBody {
             origin_timestamp: PtpTimestamp::ZERO,
             current_utc_offset: 37,
@@ -856,6 +865,12 @@ mod tests {
         assert_eq!(port.state(), PortState::Uncalibrated);
         assert_eq!(port.parent().unwrap().sender, good, "priority1 100 wins");
         assert!(ev.contains(&PortEvent::UtcOffset(37)));
+        // A master on an arbitrary timescale: no TAI to correct, the offset is 0.
+        let mut arb = announce(good, 100, 3);
+        arb[7] &= !(Flags::PTP_TIMESCALE as u8); // flagField byte 1 (Table 37)
+        port.handle_message(&arb, 0, at(1.15));
+        drain(&mut port, &mut ev);
+        assert_eq!(ev.last(), Some(&PortEvent::UtcOffset(0)), "{ev:?}");
         // Exchanges: the master is 1 us ahead, 50 us each way.
         let base: i128 = 1_700_000_000_000_000_000;
         let mut buf = [0u8; 128];

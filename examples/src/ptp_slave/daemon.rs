@@ -661,7 +661,8 @@ pub fn run(
                 PortEvent::UtcOffset(seconds) => {
                     // The kernel's TAI offset belongs to the system clock, steered directly
                     // or kept on the PHC.
-                    if !config.observe {
+                    // 0 is an arbitrary-timescale master's: it says nothing of TAI.
+                    if !config.observe && seconds > 0 {
                         match (&steered, &system_sync) {
                             (Steered::System(c), _) | (_, Some((c, _, _))) => {
                                 let _ = c.set_tai_offset(i32::from(seconds));
@@ -710,8 +711,14 @@ pub fn run(
             out(&report);
         }
         if let (Some((system, core, due)), Steered::Phc(phc)) = (&mut system_sync, &steered) {
-            if Instant::now() >= *due {
-                *due += Duration::from_secs(1);
+            // The system clock follows the PHC only once the PHC follows a master (SLAVE);
+            // the engine holds it until the master's UTC offset is known too.
+            let run_now = Instant::now() >= *due;
+            if run_now {
+                // Once a second, and no burst to catch up after a wait.
+                *due = Instant::now() + Duration::from_secs(1);
+            }
+            if run_now && port.state() == PortState::Slave {
                 if let Some(report) =
                     keep_system_on_phc(phc, system, core, config.observe, now(), elapsed())
                 {
