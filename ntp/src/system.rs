@@ -13,8 +13,7 @@ use tempora_clock_filter::{
     Candidate, CandidateVerdict, SelectionConfig, SelectionError, SelectionMark, SystemEstimate,
     select,
 };
-use tempora_clock_types::{ActionList, ClockAction};
-use tempora_clock_types::{Leap, LocalInstant};
+use tempora_clock_types::{ActionList, ClockAction, ClockCorrection, Leap, LocalInstant};
 use tempora_ntp_proto::{
     LeapIndicator, Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState, Stratum,
 };
@@ -119,7 +118,9 @@ enum Steering {
 /// - `handle_*`, input, each with `now`: [`Self::handle_timeout`],
 ///   [`Self::handle_transmit_timestamp`], [`Self::handle_response`],
 ///   [`Self::handle_refclock_reading`];
-/// - mutators: [`Self::reset_source`];
+/// - mutators: [`Self::reset_source`], [`Self::set_observe_only`],
+///   [`Self::handle_action_refused`] (the clock refused an action: its correction is taken
+///   back);
 /// - `poll_*`, output: [`Self::poll_transmit`], [`Self::poll_action`], [`Self::poll_event`],
 ///   [`Self::poll_timeout`].
 ///
@@ -136,6 +137,8 @@ pub struct NtpSystem {
     previous_peer: Option<usize>,
     estimate: Option<SystemEstimate>,
     frequency_ppm: f64,
+    /// The frequency before the last one set, to take a refused one back.
+    frequency_before: f64,
     last_update: Option<LocalInstant>,
     updates: u64,
     actions: VecDeque<ClockAction>,
@@ -182,6 +185,7 @@ impl NtpSystem {
             previous_peer: None,
             estimate: None,
             frequency_ppm,
+            frequency_before: frequency_ppm,
             last_update: None,
             updates: 0,
             actions: VecDeque::new(),
@@ -480,16 +484,55 @@ impl NtpSystem {
     fn carry(&mut self, actions: &ActionList, now: LocalInstant) {
         for action in actions {
             if let Some(correction) = action.correction(self.frequency_ppm, now) {
-                for source in &mut self.sources {
-                    source.apply_correction(correction);
-                }
-                for refclock in &mut self.refclocks {
-                    refclock.apply_correction(correction);
-                }
+                self.correct_samples(correction);
             }
             if let ClockAction::SetFrequency { ppm } = action {
+                self.frequency_before = self.frequency_ppm;
                 self.frequency_ppm = *ppm;
             }
+        }
+    }
+
+    fn correct_samples(&mut self, correction: ClockCorrection) {
+        for source in &mut self.sources {
+            source.apply_correction(correction);
+        }
+        for refclock in &mut self.refclocks {
+            refclock.apply_correction(correction);
+        }
+    }
+
+    /// The clock refused `action` (an EPERM the process could not foresee, say): its
+    /// correction, already carried into every source's samples when the action was
+    /// given, is taken back, so that offsets, frequency and what a server built on this
+    /// system passes on stay true. Call it for each refused action, in the order given;
+    /// [`Self::set_observe_only`] usually follows.
+    pub fn handle_action_refused(&mut self, action: ClockAction, now: LocalInstant) {
+        match action {
+            ClockAction::Step { offset } | ClockAction::Slew { offset } => {
+                self.correct_samples(ClockCorrection::Step {
+                    offset: -offset,
+                    at: now,
+                });
+            }
+            ClockAction::SetFrequency { ppm } if ppm == self.frequency_ppm => {
+                let back = self.frequency_before;
+                self.correct_samples(ClockCorrection::Frequency {
+                    delta: (back - ppm) * 1e-6,
+                    at: now,
+                });
+                self.frequency_ppm = back;
+            }
+            _ => {}
+        }
+    }
+
+    /// Measures and reports only from now on (or steers again): no actions are given,
+    /// and those still queued are dropped.
+    pub fn set_observe_only(&mut self, observe_only: bool) {
+        self.config.observe_only = observe_only;
+        if observe_only {
+            self.actions.clear();
         }
     }
 
@@ -651,6 +694,45 @@ mod tests {
             .unwrap();
         assert!(c.offset.abs() < 1e-3, "{c:?}");
         assert!(s.estimate().is_some_and(|e| e.offset.abs() < 1e-3));
+    }
+
+    #[test]
+    fn a_refused_step_is_taken_back_and_observe_only_follows() {
+        // The kernel refuses the step (EPERM in a user namespace): the samples must not
+        // believe the clock moved, and nothing more is asked of it.
+        let mut s = system(1, false);
+        let mut at = 0.0;
+        let mut refused = None;
+        while refused.is_none() && at < 20.0 {
+            let now = LocalInstant::from_seconds_f64(at);
+            s.handle_timeout(now, ts(at), || Some(13));
+            answer_all(&mut s, at, 5.0);
+            while let Some(action) = s.poll_action() {
+                if let ClockAction::Step { .. } = action {
+                    s.handle_action_refused(action, now);
+                    s.set_observe_only(true);
+                    refused = Some(action);
+                }
+            }
+            at += 2.0;
+        }
+        assert!(refused.is_some(), "a step was asked for");
+        let c = s.sources()[0]
+            .candidate(LocalInstant::from_seconds_f64(at))
+            .unwrap();
+        assert!(
+            (c.offset - 5.0).abs() < 1e-3,
+            "the clock never moved: {c:?}"
+        );
+        // Observe-only now: more answers, no actions.
+        for _ in 0..4 {
+            let now = LocalInstant::from_seconds_f64(at);
+            s.handle_timeout(now, ts(at), || Some(17));
+            answer_all(&mut s, at, 5.0);
+            assert_eq!(s.poll_action(), None);
+            at += 2.0;
+        }
+        assert!(s.estimate().is_some_and(|e| (e.offset - 5.0).abs() < 1e-3));
     }
 
     #[test]

@@ -441,7 +441,10 @@ impl Runtime {
             self.handle_event(event);
         }
         while let Some(action) = self.system.poll_action() {
-            self.apply(&action);
+            if !self.apply(&action) {
+                // Not done: the samples must not believe it was.
+                self.system.handle_action_refused(action, self.now());
+            }
         }
     }
 
@@ -577,13 +580,10 @@ impl Runtime {
         let _ = self.socket.socket.set_nonblocking(false);
     }
 
-    fn apply(&mut self, action: &ClockAction) {
+    /// Applies one action to the clock; whether it was done.
+    fn apply(&mut self, action: &ClockAction) -> bool {
         if self.observe {
-            return;
-        }
-        if let ClockAction::Step { offset } = action {
-            self.steps += 1;
-            tracing::warn!("stepping the clock by {offset:+.6} s");
+            return false;
         }
         if let Err(e) = self.clock.apply(action) {
             let text = format!("{action:?}: {e}");
@@ -591,9 +591,16 @@ impl Runtime {
             if e.is_permission_denied() {
                 tracing::warn!("the kernel refused: observe-only from now on");
                 self.observe = true;
+                self.system.set_observe_only(true);
             }
             self.error = Some(text);
+            return false;
         }
+        if let ClockAction::Step { offset } = action {
+            self.steps += 1;
+            tracing::warn!("stepped the clock by {offset:+.6} s");
+        }
+        true
     }
 
     fn peer_reference_id(&self, index: usize) -> ReferenceId {
