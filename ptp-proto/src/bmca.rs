@@ -241,11 +241,35 @@ struct ForeignMaster {
     dataset: ComparisonDataset,
     /// Receipt times (nanoseconds, monotonic) of the last Announces, newest first.
     times: [Option<i64>; FOREIGN_MASTER_THRESHOLD],
+    /// Its own announce interval, nanoseconds: each master is qualified on its own
+    /// Announces, so that one master's interval says nothing of another's.
+    interval: i64,
+}
+
+impl ForeignMaster {
+    /// FOREIGN_MASTER_TIME_WINDOW of its intervals, nanoseconds.
+    fn window(&self) -> i64 {
+        self.interval.saturating_mul(FOREIGN_MASTER_TIME_WINDOW)
+    }
+
+    fn is_qualified(&self, now: i64) -> bool {
+        let window = self.window();
+        self.times
+            .iter()
+            .flatten()
+            .filter(|&&t| now.saturating_sub(t) <= window)
+            .count()
+            >= FOREIGN_MASTER_THRESHOLD
+    }
+
+    fn is_silent(&self, now: i64) -> bool {
+        self.times[0].is_none_or(|t| now.saturating_sub(t) > self.window())
+    }
 }
 
 /// The foreign masters one port hears (IEEE 1588-2019 9.3.2.5): a master qualifies once
-/// FOREIGN_MASTER_THRESHOLD Announces from it arrived within FOREIGN_MASTER_TIME_WINDOW
-/// announce intervals. Fixed capacity; no allocation.
+/// FOREIGN_MASTER_THRESHOLD Announces from it arrived within FOREIGN_MASTER_TIME_WINDOW of
+/// its announce intervals. Fixed capacity; no allocation.
 #[derive(Clone, Debug)]
 pub struct ForeignMasterTable {
     own_clock: ClockIdentity,
@@ -261,19 +285,21 @@ impl ForeignMasterTable {
         }
     }
 
-    /// Records an Announce received at `now` (nanoseconds, monotonic), with Announces
-    /// `announce_interval` nanoseconds apart. Announces from this clock itself and with
-    /// stepsRemoved of 255 or more are not taken (9.3.2.5); returns whether it was taken.
+    /// Records an Announce received at `now` (nanoseconds, monotonic) whose sender
+    /// announces every `interval` nanoseconds (its logMessageInterval). Announces from this
+    /// clock itself and with stepsRemoved of 255 or more are not taken (9.3.2.5); returns
+    /// whether it was taken.
     ///
-    /// Masters silent for FOREIGN_MASTER_TIME_WINDOW intervals are dropped first. When the
-    /// table is still full, a newcomer takes the place of the stalest master that is not
-    /// qualified, or else of the worst qualified one; the best is never given up. So a
-    /// burst of Announces from made-up identities cannot keep a real master out: at the
-    /// latest when they go quiet for the window, it is heard again.
-    pub fn record(&mut self, dataset: ComparisonDataset, now: i64, announce_interval: i64) -> bool {
+    /// Masters silent for FOREIGN_MASTER_TIME_WINDOW of their intervals are dropped
+    /// first. When the table is still full, a newcomer takes the place of the stalest
+    /// master that is not qualified, or else of the worst qualified one; the best is never
+    /// given up. So a burst of Announces from made-up identities cannot keep a real master
+    /// out: at the latest when they go quiet, it is heard again.
+    pub fn record(&mut self, dataset: ComparisonDataset, now: i64, interval: i64) -> bool {
         if dataset.sender.clock_identity == self.own_clock || dataset.steps_removed >= 255 {
             return false;
         }
+        let interval = interval.max(1);
         if let Some(entry) = self
             .entries
             .iter_mut()
@@ -281,36 +307,32 @@ impl ForeignMasterTable {
             .find(|e| e.dataset.sender == dataset.sender)
         {
             entry.dataset = dataset;
+            entry.interval = interval;
             entry.times.rotate_right(1);
             entry.times[0] = Some(now);
             return true;
         }
-        self.expire(now, announce_interval);
+        self.expire(now);
         let mut times = [None; FOREIGN_MASTER_THRESHOLD];
         times[0] = Some(now);
         let slot = match self.entries.iter().position(Option::is_none) {
             Some(free) => free,
-            None => match self.victim(now, announce_interval) {
+            None => match self.victim(now) {
                 Some(victim) => victim,
                 None => return false,
             },
         };
-        self.entries[slot] = Some(ForeignMaster { dataset, times });
+        self.entries[slot] = Some(ForeignMaster {
+            dataset,
+            times,
+            interval,
+        });
         true
     }
 
     /// The entry a newcomer replaces in a full table: the stalest unqualified one, else the
     /// worst qualified one (never the best).
-    fn victim(&self, now: i64, announce_interval: i64) -> Option<usize> {
-        let window = announce_interval.saturating_mul(FOREIGN_MASTER_TIME_WINDOW);
-        let qualified = |e: &ForeignMaster| {
-            e.times
-                .iter()
-                .flatten()
-                .filter(|&&t| now.saturating_sub(t) <= window)
-                .count()
-                >= FOREIGN_MASTER_THRESHOLD
-        };
+    fn victim(&self, now: i64) -> Option<usize> {
         let entries = || {
             self.entries
                 .iter()
@@ -318,32 +340,29 @@ impl ForeignMasterTable {
                 .filter_map(|(i, e)| e.map(|e| (i, e)))
         };
         let stalest_unqualified = entries()
-            .filter(|(_, e)| !qualified(e))
+            .filter(|(_, e)| !e.is_qualified(now))
             .min_by_key(|(_, e)| e.times[0].unwrap_or(i64::MIN));
         if let Some((i, _)) = stalest_unqualified {
             return Some(i);
         }
         let mut worst: Option<(usize, ComparisonDataset)> = None;
-        let mut qualified_count = 0;
+        let mut count = 0;
         for (i, e) in entries() {
-            qualified_count += 1;
+            count += 1;
             worst = match worst {
                 Some((w, d)) if compare(&e.dataset, &d).a_wins() => Some((w, d)),
                 _ => Some((i, e.dataset)),
             };
         }
         // With one master only, it is the best: keep it.
-        worst.filter(|_| qualified_count > 1).map(|(i, _)| i)
+        worst.filter(|_| count > 1).map(|(i, _)| i)
     }
 
-    /// Drops masters not heard from within the window (`announce_interval` nanoseconds).
-    pub fn expire(&mut self, now: i64, announce_interval: i64) {
-        let window = announce_interval.saturating_mul(FOREIGN_MASTER_TIME_WINDOW);
+    /// Drops masters not heard from within FOREIGN_MASTER_TIME_WINDOW of their intervals.
+    pub fn expire(&mut self, now: i64) {
         for slot in &mut self.entries {
-            if let Some(entry) = slot {
-                if entry.times[0].is_none_or(|t| now.saturating_sub(t) > window) {
-                    *slot = None;
-                }
+            if slot.is_some_and(|e| e.is_silent(now)) {
+                *slot = None;
             }
         }
     }
@@ -358,27 +377,18 @@ impl ForeignMasterTable {
     }
 
     /// The qualified masters at `now`.
-    pub fn qualified(
-        &self,
-        now: i64,
-        announce_interval: i64,
-    ) -> impl Iterator<Item = &ComparisonDataset> {
-        let window = announce_interval.saturating_mul(FOREIGN_MASTER_TIME_WINDOW);
-        self.entries.iter().flatten().filter_map(move |e| {
-            let recent = e
-                .times
-                .iter()
-                .flatten()
-                .filter(|&&t| now.saturating_sub(t) <= window)
-                .count();
-            (recent >= FOREIGN_MASTER_THRESHOLD).then_some(&e.dataset)
-        })
+    pub fn qualified(&self, now: i64) -> impl Iterator<Item = &ComparisonDataset> {
+        self.entries
+            .iter()
+            .flatten()
+            .filter(move |e| e.is_qualified(now))
+            .map(|e| &e.dataset)
     }
 
     /// The best qualified master at `now` (Erbest).
-    pub fn best(&self, now: i64, announce_interval: i64) -> Option<ComparisonDataset> {
+    pub fn best(&self, now: i64) -> Option<ComparisonDataset> {
         let mut best: Option<ComparisonDataset> = None;
-        for candidate in self.qualified(now, announce_interval) {
+        for candidate in self.qualified(now) {
             best = match best {
                 Some(b) if !compare(candidate, &b).a_wins() => Some(b),
                 _ => Some(*candidate),
@@ -622,20 +632,20 @@ mod tests {
         let m1 = ds(1, 128, 248);
         let m2 = ds(2, 100, 248);
         assert!(table.record(m1, 0, second));
-        assert_eq!(table.best(0, second), None, "one Announce does not qualify");
+        assert_eq!(table.best(0), None, "one Announce does not qualify");
         assert!(table.record(m1, second, second));
-        assert_eq!(table.best(second, second), Some(m1));
+        assert_eq!(table.best(second), Some(m1));
         // m2 is better but not yet qualified.
         table.record(m2, second, second);
-        assert_eq!(table.best(second, second), Some(m1));
+        assert_eq!(table.best(second), Some(m1));
         table.record(m2, 2 * second, second);
-        assert_eq!(table.best(2 * second, second), Some(m2));
+        assert_eq!(table.best(2 * second), Some(m2));
         // m2 goes quiet: after the window it no longer qualifies and m1 is best again.
         table.record(m1, 6 * second, second);
         table.record(m1, 7 * second, second);
-        assert_eq!(table.best(7 * second, second), Some(m1));
-        table.expire(7 * second, second);
-        assert_eq!(table.qualified(7 * second, second).count(), 1);
+        assert_eq!(table.best(7 * second), Some(m1));
+        table.expire(7 * second);
+        assert_eq!(table.qualified(7 * second).count(), 1);
         // Our own Announces and 255 steps are not taken.
         let own = ComparisonDataset {
             sender: port(100, 1),
@@ -652,7 +662,7 @@ mod tests {
             second
         ));
         table.remove(m1.sender);
-        assert_eq!(table.best(7 * second, second), None);
+        assert_eq!(table.best(7 * second), None);
     }
 
     #[test]
@@ -667,7 +677,7 @@ mod tests {
         for k in 1..=2 {
             table.record(real, k * second, second);
         }
-        assert_eq!(table.best(2 * second, second), Some(real));
+        assert_eq!(table.best(2 * second), Some(real));
     }
 
     #[test]
@@ -689,11 +699,11 @@ mod tests {
             100 + MAX_FOREIGN_MASTERS as u8 - 1,
             248,
         );
-        assert!(table.qualified(second, second).any(|d| *d == worst));
+        assert!(table.qualified(second).any(|d| *d == worst));
         // A newcomer takes the worst's place; the best stays best.
         assert!(table.record(ds(99, 50, 248), second, second));
-        assert!(!table.qualified(second, second).any(|d| *d == worst));
-        assert_eq!(table.best(second, second), Some(best));
+        assert!(!table.qualified(second).any(|d| *d == worst));
+        assert_eq!(table.best(second), Some(best));
         // Masters silent for the window make room on their own.
         let mut table = ForeignMasterTable::new(id(100));
         for n in 0..MAX_FOREIGN_MASTERS as u8 {
@@ -702,8 +712,8 @@ mod tests {
         let late = ds(1, 128, 248);
         assert!(table.record(late, 5 * second, second));
         assert!(table.record(late, 6 * second, second));
-        assert_eq!(table.best(6 * second, second), Some(late));
-        assert_eq!(table.qualified(6 * second, second).count(), 1);
+        assert_eq!(table.best(6 * second), Some(late));
+        assert_eq!(table.qualified(6 * second).count(), 1);
     }
 
     #[test]

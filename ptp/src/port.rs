@@ -20,6 +20,10 @@ use crate::slave::{PtpSlaveCore, SlaveSample};
 /// caller that never polls does not grow memory.
 const MAX_QUEUED: usize = 64;
 
+/// The announce interval taken when an Announce gives none that makes sense: 2 s, the
+/// default profile's (logAnnounceInterval 1).
+const DEFAULT_ANNOUNCE_INTERVAL_NS: i64 = 2_000_000_000;
+
 /// Settings of a port.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PortConfig {
@@ -211,7 +215,7 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
             foreign: ForeignMasterTable::new(identity.clock_identity),
             parent: None,
             parent_announce: None,
-            announce_interval_ns: 2_000_000_000,
+            announce_interval_ns: DEFAULT_ANNOUNCE_INTERVAL_NS,
             core: Self::make_core(identity, 1.0, &config, servo, filter),
             calibrating: 0,
             delay_req_log: config.log_min_delay_req_interval,
@@ -504,7 +508,7 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
     }
 
     fn choose_master(&mut self, now: LocalInstant) {
-        let best = self.foreign.best(now.as_nanos(), self.announce_interval_ns);
+        let best = self.foreign.best(now.as_nanos());
         let changed = best.map(|b| b.sender) != self.parent.map(|p| p.sender);
         if !changed {
             if let (Some(b), Some(p)) = (best, &mut self.parent) {
@@ -605,9 +609,13 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                     .filter(|s| *s > 0.0 && *s <= 64.0)
                     .map(|s| (s * 1e9) as i64);
                 let dataset = ComparisonDataset::from_announce(&header, &announce, self.identity);
-                let _taken =
-                    self.foreign
-                        .record(dataset, now.as_nanos(), self.announce_interval_ns);
+                // Each master qualifies on its own interval (a made-up parent announcing
+                // every few ms must not shrink the window every other master is judged by).
+                let _taken = self.foreign.record(
+                    dataset,
+                    now.as_nanos(),
+                    interval.unwrap_or(DEFAULT_ANNOUNCE_INTERVAL_NS),
+                );
                 if from_parent {
                     self.parent_announce = Some(now);
                 }
@@ -1178,6 +1186,26 @@ mod tests {
             "failover waited on a stranger's interval"
         );
         assert_eq!(port.state(), PortState::Listening);
+    }
+
+    #[test]
+    fn a_parent_announcing_every_few_ms_does_not_shrink_everyone_elses_window() {
+        // Found by the ptp_port fuzz target: a made-up master announcing every 7.8 ms
+        // (logMessageInterval -7) became parent, then went quiet; the real master,
+        // announcing every second, could never qualify within 4 x 7.8 ms again.
+        let me = master(9);
+        let mut port = PtpPort::new(me, PortConfig::default());
+        let mut fast = announce(master(5), 1, 1);
+        fast[33] = (-7i8) as u8;
+        port.handle_message(&fast, 0, at(0.0));
+        port.handle_message(&fast, 0, at(0.0));
+        let real = master(1);
+        for k in 1..=4u16 {
+            let now = at(f64::from(k));
+            port.handle_timeout(now);
+            port.handle_message(&announce(real, 0, k), 0, now);
+        }
+        assert_eq!(port.parent().map(|p| p.sender), Some(real));
     }
 
     #[test]
