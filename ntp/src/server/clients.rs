@@ -244,7 +244,6 @@ impl ClientTable {
         &mut self,
         address: IpAddr,
         origin: NtpTimestamp,
-        _now_ns: u64,
     ) -> Option<NtpTimestamp> {
         if origin.is_zero() {
             return None;
@@ -257,13 +256,7 @@ impl ClientTable {
 
     /// Remembers the receive timestamp of an answer just made, and whether its transmit
     /// timestamp was asked of the kernel.
-    pub fn record_receive(
-        &mut self,
-        address: IpAddr,
-        rx: NtpTimestamp,
-        tx_pending: bool,
-        _now_ns: u64,
-    ) {
+    pub fn record_receive(&mut self, address: IpAddr, rx: NtpTimestamp, tx_pending: bool) {
         let slot = self.stamp_slot(rx);
         self.stamps[slot] = Stamps {
             rx,
@@ -409,20 +402,20 @@ mod tests {
         let a = ip("198.51.100.7");
         let rx1 = NtpTimestamp::from_bits(1000);
         let tx1 = NtpTimestamp::from_bits(1100);
-        assert_eq!(t.interleaved_transmit(a, rx1, 0), None);
-        t.record_receive(a, rx1, true, 0);
-        assert_eq!(t.interleaved_transmit(a, rx1, 1), None, "no TX stamp yet");
+        assert_eq!(t.interleaved_transmit(a, rx1), None);
+        t.record_receive(a, rx1, true);
+        assert_eq!(t.interleaved_transmit(a, rx1), None, "no TX stamp yet");
         t.record_transmit(a, rx1, tx1);
-        assert_eq!(t.interleaved_transmit(a, rx1, 2), Some(tx1));
+        assert_eq!(t.interleaved_transmit(a, rx1), Some(tx1));
         assert_eq!(
-            t.interleaved_transmit(a, NtpTimestamp::from_bits(999), 2),
+            t.interleaved_transmit(a, NtpTimestamp::from_bits(999)),
             None
         );
         // A newer request replaces it; a late stamp of the old answer is not taken.
         let rx2 = NtpTimestamp::from_bits(2000);
-        t.record_receive(a, rx2, true, 3);
+        t.record_receive(a, rx2, true);
         t.record_transmit(a, rx1, tx1);
-        assert_eq!(t.interleaved_transmit(a, rx2, 4), None);
-        assert_eq!(t.interleaved_transmit(ip("198.51.100.8"), rx2, 4), None);
+        assert_eq!(t.interleaved_transmit(a, rx2), None);
+        assert_eq!(t.interleaved_transmit(ip("198.51.100.8"), rx2), None);
     }
 }

@@ -238,7 +238,7 @@ impl ServerCore {
             }
         }
         let previous_tx = if self.interleaved {
-            clients.interleaved_transmit(request.from, header.origin_timestamp, request.now_ns)
+            clients.interleaved_transmit(request.from, header.origin_timestamp)
         } else {
             None
         };
@@ -268,7 +268,7 @@ impl ServerCore {
         // A client that sends a non-zero origin may come back interleaved.
         let want_tx_timestamp = self.interleaved && !header.origin_timestamp.is_zero();
         if want_tx_timestamp || previous_tx.is_some() {
-            clients.record_receive(request.from, request.rx, want_tx_timestamp, request.now_ns);
+            clients.record_receive(request.from, request.rx, want_tx_timestamp);
         }
         counters.responses += 1;
         if previous_tx.is_some() {
