@@ -8,13 +8,15 @@
 //! - [`ntp_server`]: `ntp-server`: batched multi-socket serving, its configuration and
 //!   metrics.
 //! - [`ptp_slave`]: `ptp-slave`: transports, clocks, phc2sys, configuration, metrics.
-//! - [`config`], [`http`], [`net`], [`random`], [`startup`]: what the daemons share.
+//! - [`config`], [`http`], [`net`], [`prometheus`], [`random`], [`startup`]: what the
+//!   daemons share.
 
 pub mod config;
 pub mod http;
 pub mod net;
 pub mod ntp_client;
 pub mod ntp_server;
+pub mod prometheus;
 pub mod ptp_slave;
 pub mod random;
 pub mod startup;

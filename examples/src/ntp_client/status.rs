@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::runtime::ClientRuntime;
+use crate::prometheus::label_value;
 
 /// One row of the sources table.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -161,8 +162,8 @@ pub fn prometheus(s: &ClientStatus) -> String {
     let label = |r: &SourceRow| {
         format!(
             "{{source=\"{}\",address=\"{}\"}}",
-            r.name.replace('"', ""),
-            r.address.clone().unwrap_or_default()
+            label_value(&r.name),
+            label_value(r.address.as_deref().unwrap_or_default())
         )
     };
     gauge(
@@ -326,5 +327,42 @@ mod tests {
         let metrics = prometheus(&s);
         assert!(metrics.contains("tempora_ntp_client_source_reach{source=\"127.0.0.1:123\",address=\"127.0.0.1:123\"} 255"));
         assert!(metrics.contains("tempora_ntp_client_synchronised 1"));
+    }
+
+    #[test]
+    fn a_source_name_cannot_break_out_of_its_label() {
+        let s = ClientStatus {
+            sources: vec![SourceRow {
+                mode: '^',
+                mark: ' ',
+                name: "evil\"} 1\ntempora_ntp_client_synchronised 1\n#\\".into(),
+                address: None,
+                stratum: 2,
+                poll: 6,
+                reach: 1,
+                last_rx: None,
+                offset: 0.0,
+                offset_error: 0.0,
+                last_offset: None,
+                delay: 0.0,
+                jitter: 0.0,
+                stopped: None,
+            }],
+            ..Default::default()
+        };
+        let metrics = prometheus(&s);
+        assert!(
+            metrics.contains("tempora_ntp_client_synchronised 0"),
+            "{metrics}"
+        );
+        assert!(
+            !metrics
+                .lines()
+                .any(|l| l.starts_with("tempora_ntp_client_synchronised 1")),
+            "the name made a series of its own:\n{metrics}"
+        );
+        assert!(
+            metrics.contains("source=\"evil\\\"} 1\\ntempora_ntp_client_synchronised 1\\n#\\\\\"")
+        );
     }
 }

@@ -9,6 +9,8 @@
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::prometheus::label_value;
+
 /// `/metrics` and `/status` (and `/`) for a status the daemon keeps current.
 pub fn handler(status: Arc<Mutex<PtpStatus>>) -> crate::http::Handler {
     Arc::new(move |path: &str| {
@@ -102,8 +104,8 @@ impl PtpStatus {
     /// The Prometheus text exposition.
     pub fn prometheus(&self) -> String {
         let mut o = String::new();
-        let iface = escape(&self.interface);
-        let node = escape(&self.node);
+        let iface = label_value(&self.interface);
+        let node = label_value(&self.node);
         let mut gauge = |name: &str, help: &str, labels: &str, value: f64| {
             let _ = writeln!(o, "# HELP {name} {help}");
             let _ = writeln!(o, "# TYPE {name} gauge");
@@ -182,7 +184,7 @@ impl PtpStatus {
             let _ = writeln!(
                 o,
                 "# HELP tempora_ptp_master_info The master followed.\n# TYPE tempora_ptp_master_info gauge\ntempora_ptp_master_info{{{l},port_identity=\"{}\"}} 1",
-                escape(m)
+                label_value(m)
             );
         }
         for (name, help, value) in [
@@ -281,13 +283,6 @@ impl PtpStatus {
         }
         o
     }
-}
-
-/// Escapes a label value.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
