@@ -1097,6 +1097,66 @@ mod tests {
         assert!(actions_with(false).is_empty());
     }
 
+    /// A Sync delayed 97 us (a scheduling spike, seen about once a minute on a veth):
+    /// the sample says so, keeps the estimate as its offset and the spike apart.
+    #[test]
+    fn a_spike_reports_the_estimate_as_offset_and_the_spike_apart() {
+        let me = PortIdentity {
+            clock_identity: ClockIdentity::from_mac([0x02, 0, 0, 0, 0, 9]),
+            port_number: 1,
+        };
+        let mut port = PtpPort::new(
+            me,
+            PortConfig {
+                steering: false,
+                ..PortConfig::default()
+            },
+        );
+        let mut ev = Vec::new();
+        let good = master(1);
+        port.handle_message(&announce(good, 100, 1), 0, at(0.0));
+        port.handle_message(&announce(good, 100, 2), 0, at(1.0));
+        let base: i128 = 1_700_000_000_000_000_000;
+        let mut buf = [0u8; 128];
+        let mut samples = Vec::new();
+        for seq in 1..=60u16 {
+            let t = 1.0 + f64::from(seq) / 8.0;
+            if seq % 8 == 0 {
+                port.handle_message(&announce(good, 100, 2 + seq), 0, at(t));
+            }
+            let t1 = base + (t * 1e9) as i128;
+            // 1 us behind, 50 us each way, 100 ns of jitter; the 50th Sync 97 us late.
+            let jitter = i128::from(seq % 3) * 100 - 100;
+            let late = if seq == 50 { 97_000 } else { 0 };
+            let t2 = t1 + 50_000 - 1_000 + jitter + late;
+            port.handle_message(&sync(good, seq, t1), t2, at(t));
+            if let Some(Transmit { len, .. }) = timeout(&mut port, at(t + 0.01), &mut buf, &mut ev)
+            {
+                let req = PtpHeader::parse(&buf[..len]).unwrap();
+                let t3 = t2 - late + 10_000_000;
+                port.handle_transmit_timestamp(Outgoing::DelayReq, t3);
+                let t4 = t3 + 50_000 + 1_000;
+                port.handle_message(&delay_resp(good, me, req.sequence_id, t4), 0, at(t + 0.02));
+            }
+            drain(&mut port, &mut ev);
+            samples.extend(ev.drain(..).filter_map(|e| match e {
+                PortEvent::Sample(s) => Some(s),
+                _ => None,
+            }));
+        }
+        let spikes: Vec<_> = samples.iter().filter(|s| s.spike).collect();
+        assert_eq!(spikes.len(), 1, "{samples:?}");
+        let spike = spikes[0];
+        assert!(
+            (spike.raw_offset_ns - 96_000.0).abs() < 500.0,
+            "the spike itself: {spike:?}"
+        );
+        assert!(
+            (spike.offset_ns + 1_000.0).abs() < 500.0,
+            "the offset is the estimate, not the spike: {spike:?}"
+        );
+    }
+
     #[test]
     fn sixteen_spoofed_announces_do_not_lock_the_port_out() {
         let me = master(9);

@@ -29,8 +29,10 @@ pub struct SlaveSample {
     /// A step to make first (seconds, added to the slave clock), in the servo's jump.
     pub step: Option<f64>,
     /// The offset was a spike (a Sync delayed by scheduling, say): far outside the recent
-    /// ones while the servo is locked. It was not given to the servo; `frequency_ppb` is
-    /// the one already set.
+    /// ones while the servo is locked. It was given neither to the servo nor to the
+    /// filter: `raw_offset_ns` is the spike, `offset_ns` the estimate from before it
+    /// (what the clock's offset still is, so an alert on it does not fire for what was
+    /// discarded), `frequency_ppb` the one already set.
     pub spike: bool,
 }
 
@@ -69,6 +71,8 @@ pub struct PtpSlaveCore<S = PiServo, F = OffsetKalman> {
     last_frequency_ppb: f64,
     /// The frequency last reported (observe-only, the measured one).
     last_reported_ppb: f64,
+    /// The offset estimate last reported, ns (what a spike reports as the offset).
+    last_estimate_ns: f64,
     kalman: F,
     /// Whether the servo's frequency is applied to the clock (not observe-only).
     steering: bool,
@@ -123,6 +127,7 @@ impl<S: Servo, F: OffsetFilter> PtpSlaveCore<S, F> {
             last_state: ServoState::Unlocked,
             last_frequency_ppb: frequency_ppb,
             last_reported_ppb: frequency_ppb,
+            last_estimate_ns: 0.0,
             kalman: filter,
             steering: true,
             spike_guard: true,
@@ -309,7 +314,7 @@ impl<S: Servo, F: OffsetFilter> PtpSlaveCore<S, F> {
         if self.is_spike(offset_ns) {
             self.spikes_in_a_row += 1;
             return Ok(Some(SlaveSample {
-                offset_ns,
+                offset_ns: self.last_estimate_ns,
                 raw_offset_ns: offset_ns,
                 path_delay_ns,
                 state: self.last_state,
@@ -344,6 +349,7 @@ impl<S: Servo, F: OffsetFilter> PtpSlaveCore<S, F> {
             _ => out.frequency_ppb,
         };
         self.last_reported_ppb = frequency_ppb;
+        self.last_estimate_ns = filtered;
         Ok(Some(SlaveSample {
             offset_ns: filtered,
             raw_offset_ns: offset_ns,

@@ -363,7 +363,8 @@ pub enum Report {
         time: f64,
         /// The port state.
         state: String,
-        /// Master offset, ns: the filtered estimate.
+        /// Master offset, ns: the filtered estimate (for a spike, the estimate from
+        /// before it).
         offset_ns: f64,
         /// This Sync's raw offset, ns (ptp4l's "master offset").
         raw_offset_ns: f64,
@@ -433,10 +434,15 @@ impl Report {
                 frequency_ppb,
                 path_delay_ns,
                 spike,
+                raw_offset_ns,
                 ..
             } => format!(
                 "ptp-slave[{time:.3}]: master offset {offset_ns:>10.0} {servo} freq {frequency_ppb:>+8.0} path delay {path_delay_ns:>9.0}{}",
-                if *spike { " (spike, ignored)" } else { "" }
+                if *spike {
+                    format!(" (spike of {raw_offset_ns:.0} ignored)")
+                } else {
+                    String::new()
+                }
             ),
             Report::Summary {
                 time,
@@ -689,8 +695,12 @@ pub fn run(
                     update(&mut |st| {
                         st.samples += 1;
                         st.spikes += u64::from(s.spike);
-                        if !s.spike {
-                            st.offset_ns = s.offset_ns;
+                        // A spike's offset is the estimate from before it; the spike
+                        // itself is shown apart.
+                        st.offset_ns = s.offset_ns;
+                        if s.spike {
+                            st.last_spike_ns = Some(s.raw_offset_ns);
+                        } else {
                             st.frequency_ppb = s.frequency_ppb;
                             st.path_delay_ns = s.path_delay_ns;
                             st.servo = servo.clone();

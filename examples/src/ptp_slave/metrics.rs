@@ -60,6 +60,9 @@ pub struct PtpStatus {
     pub samples: u64,
     /// Spikes kept from the servo.
     pub spikes: u64,
+    /// The last spike's raw offset, ns (apart from `offset_ns`, which stays the
+    /// estimate: the daemon discarded the spike).
+    pub last_spike_ns: Option<f64>,
     /// Changes of master.
     pub master_changes: u64,
     /// The master's currentUtcOffset, when valid.
@@ -160,6 +163,14 @@ impl PtpStatus {
                 "The master's currentUtcOffset (TAI - UTC).",
                 &l,
                 f64::from(u),
+            );
+        }
+        if let Some(spike) = self.last_spike_ns {
+            gauge(
+                "tempora_ptp_last_spike_offset_seconds",
+                "Raw offset of the last Sync kept from the servo as a spike.",
+                &l,
+                spike / 1e9,
             );
         }
         let _ = writeln!(
@@ -313,6 +324,7 @@ mod tests {
             servo: "s2".into(),
             samples: 99,
             spikes: 1,
+            last_spike_ns: Some(97_000.0),
             master_changes: 2,
             utc_offset: Some(37),
             system: Some(SystemSyncStatus {
@@ -343,6 +355,13 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(value(&t, "tempora_ptp_spikes_total"), Some(1.0));
+        assert_eq!(
+            value(
+                &t,
+                "tempora_ptp_last_spike_offset_seconds{interface=\"ens1f0\"}"
+            ),
+            Some(97e-6)
+        );
         assert_eq!(value(&t, "tempora_ptp_utc_offset_seconds"), Some(37.0));
         let ocp = "iface=\"ens1f0\",node=\"worker-1\",process=\"ptp4l\"";
         assert_eq!(
