@@ -144,6 +144,10 @@ struct CmsgBuffer([u8; 512]);
 pub(crate) struct Cmsgs {
     pub(crate) timestamp: Option<Timestamp>,
     pub(crate) opt_id: Option<u32>,
+    /// The kernel cut the control buffer (MSG_CTRUNC) or a header ran past its end: a
+    /// timestamp may have been lost (a receive timestamp then falls back to user space,
+    /// which [`TimestampSource::Userspace`] says).
+    pub(crate) truncated: bool,
 }
 
 fn timespec_nanos(ts: &libc::timespec) -> i128 {
@@ -200,47 +204,100 @@ fn recv_with_cmsgs(
 /// `msg` must have been filled by a successful recvmsg/recvmmsg, its control buffer still
 /// live.
 pub(crate) unsafe fn parse_cmsgs(msg: &libc::msghdr) -> Cmsgs {
-    let mut out = Cmsgs::default();
-    // SAFETY: the caller guarantees `msg` was filled by the kernel; the CMSG_* macros walk
-    // its control buffer within msg_controllen, and each header's data is read only for
-    // its own level and type, whose layout the kernel defines (timespec[3], timespec,
-    // sock_extended_err).
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-        while !cmsg.is_null() {
-            let level = (*cmsg).cmsg_level;
-            let kind = (*cmsg).cmsg_type;
-            let data = libc::CMSG_DATA(cmsg);
-            if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPING {
-                let ts: [libc::timespec; 3] = std::ptr::read_unaligned(data.cast());
-                if ts[2].tv_sec != 0 || ts[2].tv_nsec != 0 {
-                    out.timestamp = Some(Timestamp {
-                        nanos: timespec_nanos(&ts[2]),
-                        source: TimestampSource::Hardware,
-                    });
-                } else if ts[0].tv_sec != 0 || ts[0].tv_nsec != 0 {
-                    out.timestamp = Some(Timestamp {
-                        nanos: timespec_nanos(&ts[0]),
-                        source: TimestampSource::Software,
-                    });
-                }
-            } else if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
-                let ts: libc::timespec = std::ptr::read_unaligned(data.cast());
-                out.timestamp = Some(Timestamp {
-                    nanos: timespec_nanos(&ts),
-                    source: TimestampSource::Fallback,
-                });
-            } else if (level == libc::SOL_IP && kind == libc::IP_RECVERR)
-                || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR)
-                || (level == libc::SOL_PACKET && kind == libc::PACKET_TX_TIMESTAMP)
-            {
-                let err: libc::sock_extended_err = std::ptr::read_unaligned(data.cast());
-                if err.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING {
-                    out.opt_id = Some(err.ee_data);
+    if msg.msg_control.is_null() {
+        return Cmsgs::default();
+    }
+    // SAFETY: the caller guarantees the control buffer is live; the kernel set
+    // msg_controllen to the bytes it wrote, no more than the buffer it was given.
+    // msg_controllen and cmsg_len are size_t with glibc, socklen_t with musl.
+    #[allow(clippy::unnecessary_cast)]
+    let control = unsafe {
+        std::slice::from_raw_parts(msg.msg_control.cast::<u8>(), msg.msg_controllen as usize)
+    };
+    parse_control(control, msg.msg_flags)
+}
+
+/// The kernel's CMSG_ALIGN: control messages start on `long` boundaries.
+const fn cmsg_align(len: usize) -> usize {
+    (len + size_of::<libc::c_long>() - 1) & !(size_of::<libc::c_long>() - 1)
+}
+
+/// Reads a `T` from the start of `bytes`, if they are long enough.
+fn read_prefix<T: Copy>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < size_of::<T>() {
+        return None;
+    }
+    // SAFETY: `bytes` holds at least size_of::<T>() bytes, read unaligned; every T used
+    // here (cmsghdr, timespec, sock_extended_err) is plain integers, valid for any bits.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// A kernel timestamp, if it is one: zero means "not taken", and nanoseconds outside
+/// 0..10^9 are not a time.
+fn timespec_stamp(ts: &libc::timespec, source: TimestampSource) -> Option<Timestamp> {
+    let set = ts.tv_sec != 0 || ts.tv_nsec != 0;
+    (set && (0..1_000_000_000).contains(&ts.tv_nsec)).then(|| Timestamp {
+        nanos: timespec_nanos(ts),
+        source,
+    })
+}
+
+/// Walks a control buffer as recvmsg left it (`flags`: its msg_flags), checking every
+/// header's length against the bytes there and every payload's against the type's size,
+/// so that a short, overlong or truncated message is skipped rather than read past. With
+/// MSG_CTRUNC the kernel cut the buffer: the complete messages before the cut are used,
+/// and [`Cmsgs::truncated`] says that more was lost.
+pub(crate) fn parse_control(control: &[u8], flags: i32) -> Cmsgs {
+    let mut out = Cmsgs {
+        truncated: flags & libc::MSG_CTRUNC != 0,
+        ..Cmsgs::default()
+    };
+    let header = cmsg_align(size_of::<libc::cmsghdr>());
+    let mut rest = control;
+    while let Some(h) = read_prefix::<libc::cmsghdr>(rest) {
+        #[allow(clippy::unnecessary_cast)] // size_t with glibc, socklen_t with musl
+        let len = h.cmsg_len as usize;
+        if len < header || len > rest.len() {
+            // A header that claims less than itself or more than is there (the kernel
+            // writes the cut length on MSG_CTRUNC): nothing after it can be trusted.
+            out.truncated |= len > rest.len();
+            break;
+        }
+        let data = &rest[header..len];
+        match (h.cmsg_level, h.cmsg_type) {
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPING) => {
+                if let Some(ts) = read_prefix::<[libc::timespec; 3]>(data) {
+                    // [0] software, [1] legacy, [2] hardware.
+                    let stamp = timespec_stamp(&ts[2], TimestampSource::Hardware)
+                        .or_else(|| timespec_stamp(&ts[0], TimestampSource::Software));
+                    if stamp.is_some() {
+                        out.timestamp = stamp;
+                    }
                 }
             }
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => {
+                if let Some(ts) = read_prefix::<libc::timespec>(data) {
+                    if let Some(stamp) = timespec_stamp(&ts, TimestampSource::Fallback) {
+                        out.timestamp = Some(stamp);
+                    }
+                }
+            }
+            (libc::SOL_IP, libc::IP_RECVERR)
+            | (libc::SOL_IPV6, libc::IPV6_RECVERR)
+            | (libc::SOL_PACKET, libc::PACKET_TX_TIMESTAMP) => {
+                if let Some(err) = read_prefix::<libc::sock_extended_err>(data) {
+                    if err.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING {
+                        out.opt_id = Some(err.ee_data);
+                    }
+                }
+            }
+            _ => {}
         }
+        let next = cmsg_align(len);
+        if next >= rest.len() {
+            break;
+        }
+        rest = &rest[next..];
     }
     out
 }
@@ -704,6 +761,139 @@ mod tests {
 
     fn realtime() -> i128 {
         crate::timex::gettime(libc::CLOCK_REALTIME).unwrap()
+    }
+
+    /// A control buffer as the kernel lays it out: aligned headers, each with its payload.
+    fn control(messages: &[(i32, i32, Vec<u8>)]) -> Vec<u8> {
+        let header = cmsg_align(size_of::<libc::cmsghdr>());
+        let mut out = Vec::new();
+        for (level, kind, payload) in messages {
+            // SAFETY: cmsghdr is plain integers; all-zero is valid.
+            let mut h: libc::cmsghdr = unsafe { std::mem::zeroed() };
+            h.cmsg_len = (header + payload.len()) as _;
+            h.cmsg_level = *level;
+            h.cmsg_type = *kind;
+            let start = out.len();
+            // SAFETY: reading the bytes of a plain-integer struct.
+            out.extend_from_slice(unsafe {
+                std::slice::from_raw_parts((&raw const h).cast::<u8>(), size_of::<libc::cmsghdr>())
+            });
+            out.resize(start + header, 0);
+            out.extend_from_slice(payload);
+            out.resize(start + cmsg_align(header + payload.len()), 0);
+        }
+        out
+    }
+
+    fn timespecs(ts: &[(i64, i64)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &(sec, nsec) in ts {
+            // SAFETY: timespec is plain integers; all-zero is valid.
+            let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+            t.tv_sec = sec as _;
+            t.tv_nsec = nsec as _;
+            // SAFETY: reading the bytes of a plain-integer struct.
+            out.extend_from_slice(unsafe {
+                std::slice::from_raw_parts((&raw const t).cast::<u8>(), size_of::<libc::timespec>())
+            });
+        }
+        out
+    }
+
+    const STAMPING: (i32, i32) = (libc::SOL_SOCKET, libc::SCM_TIMESTAMPING);
+
+    #[test]
+    fn control_messages_give_software_or_hardware_stamps() {
+        let sw = control(&[(STAMPING.0, STAMPING.1, timespecs(&[(5, 7), (0, 0), (0, 0)]))]);
+        let c = parse_control(&sw, 0);
+        assert_eq!(
+            c.timestamp,
+            Some(Timestamp {
+                nanos: 5_000_000_007,
+                source: TimestampSource::Software
+            })
+        );
+        assert!(!c.truncated);
+        let hw = control(&[
+            (libc::SOL_SOCKET, 9999, vec![1, 2, 3]),
+            (
+                STAMPING.0,
+                STAMPING.1,
+                timespecs(&[(5, 7), (0, 0), (37, 1)]),
+            ),
+        ]);
+        let c = parse_control(&hw, 0);
+        assert_eq!(
+            c.timestamp,
+            Some(Timestamp {
+                nanos: 37_000_000_001,
+                source: TimestampSource::Hardware
+            }),
+            "found past a message of another type"
+        );
+    }
+
+    #[test]
+    fn short_overlong_and_cut_control_messages_are_not_read_past() {
+        let good = control(&[(STAMPING.0, STAMPING.1, timespecs(&[(5, 7), (0, 0), (0, 0)]))]);
+        // A timestamping header with a payload of one timespec instead of three.
+        let short = control(&[(STAMPING.0, STAMPING.1, timespecs(&[(5, 7)]))]);
+        assert_eq!(parse_control(&short, 0).timestamp, None);
+        // A header whose length runs past the buffer, as the kernel writes on a cut.
+        let mut overlong = good.clone();
+        overlong.truncate(good.len() - 8);
+        let c = parse_control(&overlong, libc::MSG_CTRUNC);
+        assert_eq!(c.timestamp, None);
+        assert!(c.truncated);
+        // A header claiming less than itself.
+        let mut tiny = good.clone();
+        tiny[..size_of::<usize>()].copy_from_slice(&3usize.to_ne_bytes());
+        assert_eq!(parse_control(&tiny, 0).timestamp, None);
+        // Nanoseconds that are not a time.
+        let bad = control(&[(
+            STAMPING.0,
+            STAMPING.1,
+            timespecs(&[(5, 2_000_000_000), (0, 0), (0, 0)]),
+        )]);
+        assert_eq!(parse_control(&bad, 0).timestamp, None);
+        // MSG_CTRUNC after a complete message: the message is used, the cut reported.
+        let c = parse_control(&good, libc::MSG_CTRUNC);
+        assert!(c.timestamp.is_some() && c.truncated);
+        assert_eq!(parse_control(&[], 0).timestamp, None);
+    }
+
+    proptest::proptest! {
+        /// Any bytes and flags: no panic (no read past the buffer), and a cut the kernel
+        /// reported is always reported on.
+        #[test]
+        fn any_control_buffer_parses_without_reading_past_it(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            flags in proptest::prelude::any::<i32>(),
+        ) {
+            let c = parse_control(&bytes, flags);
+            if flags & libc::MSG_CTRUNC != 0 {
+                proptest::prop_assert!(c.truncated);
+            }
+        }
+
+        /// A real buffer cut anywhere gives the timestamp it held or none, never another.
+        #[test]
+        fn a_cut_buffer_gives_its_timestamp_or_none(
+            cut in 0usize..200,
+            sec in 1i64..4_000_000_000,
+            nsec in 0i64..1_000_000_000,
+        ) {
+            let full = control(&[
+                (libc::SOL_IP, libc::IP_TTL, vec![64, 0, 0, 0]),
+                (STAMPING.0, STAMPING.1, timespecs(&[(sec, nsec), (0, 0), (0, 0)])),
+            ]);
+            let cut = cut.min(full.len());
+            let c = parse_control(&full[..cut], libc::MSG_CTRUNC);
+            if let Some(t) = c.timestamp {
+                proptest::prop_assert_eq!(t.nanos, i128::from(sec) * 1_000_000_000 + i128::from(nsec));
+            }
+            proptest::prop_assert_eq!(c.timestamp.is_some(), cut == full.len());
+        }
     }
 
     #[test]

@@ -15,10 +15,10 @@ use tempora_clock_types::{LocalInstant, SteeredClock};
 use tempora_ptp::phc2sys::{PhcReading, PhcToSystem};
 use tempora_ptp::{Outgoing, PortConfig, PortEvent, PtpPort, Transmit};
 use tempora_ptp_proto::EthernetFrame;
-use tempora_ptp_proto::{ClockIdentity, PortIdentity, PortState};
+use tempora_ptp_proto::{ClockIdentity, MessageType, PortIdentity, PortState};
 use tempora_sys_clock::{
-    PacketSocket, PhcClock, SystemClock, TimestampMode, TimestampedSocket,
-    enable_hardware_timestamping, interface_index, poll_readable,
+    PacketSocket, PhcClock, SystemClock, Timestamp, TimestampMode, TimestampSource,
+    TimestampedSocket, enable_hardware_timestamping, interface_index, poll_readable,
 };
 
 use super::config::parse_mac;
@@ -195,11 +195,14 @@ impl Io {
         }
     }
 
-    /// Waits up to `wait`, then gives every message received to `f` with its timestamp.
+    /// Waits up to `wait`, then gives every message received to `f` with its timestamp;
+    /// counts in `dropped` the event messages without a timestamp of `mode`'s clock.
     fn receive(
         &mut self,
         wait: Duration,
         buf: &mut [u8],
+        mode: TimestampMode,
+        dropped: &mut u64,
         mut f: impl FnMut(&[u8], i128),
     ) -> Result<(), SlaveError> {
         match self {
@@ -211,8 +214,9 @@ impl Io {
                         continue;
                     }
                     while let Ok(r) = socket.recv_from(buf) {
-                        if let Some(ts) = r.timestamp {
-                            f(&buf[..r.len], ts.nanos);
+                        match receive_time(&buf[..r.len], r.timestamp, mode) {
+                            Some(rx) => f(&buf[..r.len], rx),
+                            None => *dropped += 1,
                         }
                     }
                 }
@@ -222,12 +226,13 @@ impl Io {
                 poll_readable(&[socket.as_fd()], wait, &mut ready)?;
                 if ready[0] {
                     let r = socket.recv(buf)?;
-                    if let (Ok(frame), Some(ts)) =
-                        (EthernetFrame::parse(&buf[..r.len]), r.timestamp)
-                    {
+                    if let Ok(frame) = EthernetFrame::parse(&buf[..r.len]) {
                         // AF_PACKET also shows this host's own frames going out.
                         if frame.source != *mac {
-                            f(frame.payload, ts.nanos);
+                            match receive_time(frame.payload, r.timestamp, mode) {
+                                Some(rx) => f(frame.payload, rx),
+                                None => *dropped += 1,
+                            }
                         }
                     }
                 }
@@ -239,7 +244,13 @@ impl Io {
     /// Sends a message where its kind says; for an event message returns its transmit
     /// timestamp (with software timestamps, the clock just before the send when the
     /// kernel gives none; with hardware ones, none then).
-    fn send(&mut self, message: &[u8], kind: Outgoing, fallback: Option<i128>) -> Option<i128> {
+    fn send(
+        &mut self,
+        message: &[u8],
+        kind: Outgoing,
+        mode: TimestampMode,
+        fallback: Option<i128>,
+    ) -> Option<i128> {
         use tempora_ptp_proto::transport::{GENERAL_PORT, MAC_PDELAY};
         let mut frame = [0u8; 256];
         let id = match self {
@@ -293,12 +304,43 @@ impl Io {
                 Io::L2 { socket, .. } => socket.recv_tx_timestamp(),
             };
             match stamp {
-                Ok(t) if t.id == id => return Some(t.timestamp.nanos),
+                // A NIC that missed the send leaves no hardware stamp: the kernel's
+                // software one is on another clock.
+                Ok(t) if t.id == id => return stamp_of(t.timestamp, mode),
                 Ok(_) => continue,
                 Err(_) => std::thread::sleep(Duration::from_micros(200)),
             }
         }
         fallback
+    }
+}
+
+/// A packet timestamp's nanoseconds if it is on the clock `mode` measures with: with
+/// hardware timestamps only the NIC's own (PHC, TAI); a NIC that misses one leaves the
+/// kernel's software stamp or a user-space reading (CLOCK_REALTIME, UTC) in its place.
+fn stamp_of(stamp: Timestamp, mode: TimestampMode) -> Option<i128> {
+    match (mode, stamp.source) {
+        (TimestampMode::Hardware, TimestampSource::Hardware) | (TimestampMode::Software, _) => {
+            Some(stamp.nanos)
+        }
+        (TimestampMode::Hardware, _) => None,
+    }
+}
+
+/// The receive time to give the port for `message`, or none to drop it. An event message
+/// (Sync, Delay_Req, Pdelay_*) needs a timestamp on the measuring clock ([`stamp_of`]):
+/// UTC and TAI in one measurement are 37 s apart, and before lock one such sample steps
+/// the clock. A general message's arrival time is not used, so any reading does.
+fn receive_time(message: &[u8], stamp: Option<Timestamp>, mode: TimestampMode) -> Option<i128> {
+    let event = message
+        .first()
+        .and_then(|b| MessageType::from_nibble(*b).ok())
+        .is_some_and(MessageType::is_event);
+    match stamp {
+        Some(t) if event => stamp_of(t, mode),
+        Some(t) => Some(t.nanos),
+        None if event => None,
+        None => Some(0),
     }
 }
 
@@ -609,9 +651,13 @@ pub fn run(
         // One thread for every socket: a reader blocked on the event socket would be
         // woken by the Delay_Req's transmit timestamp, between the timestamp and the
         // packet's departure (measured: 4-10 us of false asymmetry on a veth).
-        let received = io.receive(wait, &mut rx_buf, |bytes, rx| {
+        let mut dropped = 0;
+        let received = io.receive(wait, &mut rx_buf, mode, &mut dropped, |bytes, rx| {
             port.handle_message(bytes, rx, now());
         });
+        if dropped > 0 {
+            update(&mut |s| s.missing_timestamps += dropped);
+        }
         if received.is_err() {
             port.fault();
             std::thread::sleep(Duration::from_millis(100));
@@ -624,7 +670,7 @@ pub fn run(
                 Steered::System(c) if !hardware => c.now_realtime().ok(),
                 _ => None,
             };
-            if let Some(t) = io.send(&buf[..len], kind, fallback) {
+            if let Some(t) = io.send(&buf[..len], kind, mode, fallback) {
                 port.handle_transmit_timestamp(kind, t);
             }
         }
@@ -876,6 +922,44 @@ fn keep_system_on_phc(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Defect 10: a NIC that missed a hardware stamp leaves a CLOCK_REALTIME one; in
+    /// hardware mode the event message is dropped, a general one is kept.
+    #[test]
+    fn hardware_mode_drops_event_messages_without_a_hardware_stamp() {
+        let sync = [0x10u8, 0x02]; // transportSpecific 1, Sync
+        let follow_up = [0x08u8, 0x02];
+        let hw = Timestamp {
+            nanos: 1_700_000_037_000_000_000,
+            source: TimestampSource::Hardware,
+        };
+        let sw = |source| Timestamp {
+            nanos: 1_700_000_000_000_000_000,
+            source,
+        };
+        let hard = TimestampMode::Hardware;
+        assert_eq!(receive_time(&sync, Some(hw), hard), Some(hw.nanos));
+        for source in [
+            TimestampSource::Software,
+            TimestampSource::Fallback,
+            TimestampSource::Userspace,
+        ] {
+            assert_eq!(
+                receive_time(&sync, Some(sw(source)), hard),
+                None,
+                "{source:?}"
+            );
+            assert!(receive_time(&follow_up, Some(sw(source)), hard).is_some());
+            assert_eq!(
+                receive_time(&sync, Some(sw(source)), TimestampMode::Software),
+                Some(sw(source).nanos)
+            );
+        }
+        assert_eq!(receive_time(&sync, None, TimestampMode::Software), None);
+        assert!(receive_time(&follow_up, None, hard).is_some());
+        assert_eq!(stamp_of(sw(TimestampSource::Software), hard), None);
+        assert_eq!(stamp_of(hw, hard), Some(hw.nanos));
+    }
 
     #[test]
     fn summaries_come_every_n_samples_and_none_keeps_nothing() {

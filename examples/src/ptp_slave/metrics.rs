@@ -65,6 +65,9 @@ pub struct PtpStatus {
     pub last_spike_ns: Option<f64>,
     /// Changes of master.
     pub master_changes: u64,
+    /// Event messages dropped for want of a timestamp on the measuring clock (with
+    /// hardware timestamps: ones the NIC did not stamp).
+    pub missing_timestamps: u64,
     /// The master's currentUtcOffset, when valid.
     pub utc_offset: Option<i16>,
     /// The system clock against the PHC (phc2sys), when it is kept on it.
@@ -214,6 +217,11 @@ impl PtpStatus {
                 "Changes of master.",
                 self.master_changes,
             ),
+            (
+                "tempora_ptp_missing_timestamps_total",
+                "Event messages dropped without a timestamp on the measuring clock.",
+                self.missing_timestamps,
+            ),
         ] {
             let _ = writeln!(
                 o,
@@ -326,6 +334,7 @@ mod tests {
             spikes: 1,
             last_spike_ns: Some(97_000.0),
             master_changes: 2,
+            missing_timestamps: 3,
             utc_offset: Some(37),
             system: Some(SystemSyncStatus {
                 offset_ns: 5.0,
@@ -355,6 +364,7 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(value(&t, "tempora_ptp_spikes_total"), Some(1.0));
+        assert_eq!(value(&t, "tempora_ptp_missing_timestamps_total"), Some(3.0));
         assert_eq!(
             value(
                 &t,
