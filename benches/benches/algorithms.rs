@@ -101,6 +101,7 @@ fn benches(c: &mut Criterion) {
                         offset_error: 1e-6,
                         frequency: Some((1e-7, 1e-9)),
                         root_distance: 0.01,
+                        step_quorum: true,
                     };
                     black_box(d.update(&input, LocalInstant(i * 16_000_000_000)).unwrap());
                 }

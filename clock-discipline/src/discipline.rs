@@ -59,6 +59,11 @@ pub struct DisciplineInput {
     pub frequency: Option<(f64, f64)>,
     /// Root distance of the estimate (maximum error), seconds.
     pub root_distance: f64,
+    /// Whether enough sources agree on `offset` for it to be stepped after startup. The
+    /// caller decides what enough is (an NTP client: a majority of its configured
+    /// sources, so that one source an attacker answers for, the others blocked, cannot
+    /// step a running clock); at startup it is not needed.
+    pub step_quorum: bool,
 }
 
 /// The frequency state worth keeping across restarts (a drift file), so a restart skips
@@ -209,7 +214,9 @@ impl Discipline {
             }
         }
         let max_slew = self.config.max_slew_ppm * 1e-6;
-        let verdict = self.gate.judge(&self.config.step, input.offset, max_slew)?;
+        let verdict =
+            self.gate
+                .judge(&self.config.step, input.offset, max_slew, input.step_quorum)?;
         let interval = self
             .last_update
             .map_or(self.config.min_correction_time, |last| {
@@ -407,6 +414,7 @@ mod tests {
                 offset_error: estimate.offset_error,
                 frequency: system.frequency,
                 root_distance: candidates[0].root_distance(now),
+                step_quorum: true,
             };
             if let Ok(actions) = discipline.update(&input, now) {
                 for action in &actions {
@@ -484,6 +492,7 @@ mod tests {
             offset_error: 1e-5,
             frequency: None,
             root_distance: 0.01,
+            step_quorum: true,
         };
         d.update(&good, LocalInstant(10)).unwrap();
         let nan = DisciplineInput {
@@ -512,7 +521,7 @@ mod tests {
             for (offset, freq, dt) in updates {
                 t += dt;
                 let now = LocalInstant::from_seconds_f64(t);
-                let input = DisciplineInput { offset, offset_error: 1e-6, frequency: Some((freq, 1e-9)), root_distance: 0.01 };
+                let input = DisciplineInput { offset, offset_error: 1e-6, frequency: Some((freq, 1e-9)), root_distance: 0.01, step_quorum: true };
                 if let Ok(actions) = d.update(&input, now) {
                     for action in &actions {
                         match *action {

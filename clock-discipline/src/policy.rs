@@ -93,6 +93,16 @@ pub enum DisciplineError {
         /// The threshold.
         threshold: f64,
     },
+    /// A step is due after startup, but too few sources agree on the offset for a step
+    /// ([`crate::DisciplineInput::step_quorum`]), and slewing it would take too long.
+    /// The update is not acted on; a step follows once enough sources agree.
+    #[error(
+        "offset {offset} s needs a step, and too few sources agree for one after startup: not steering"
+    )]
+    NoStepQuorum {
+        /// The offset.
+        offset: f64,
+    },
     /// The discipline went observe-only after a panic and steers no more.
     #[error("observe-only since a panic: not steering")]
     ObserveOnly,
@@ -125,12 +135,15 @@ pub(crate) enum Verdict {
 
 impl StepGate {
     /// Judges `offset` against `policy`, counting the update. `max_slew_rate` is in
-    /// seconds per second.
+    /// seconds per second; `quorum` says whether enough sources agree on the offset for a
+    /// step after startup (at startup any answer may set the clock: a board at 1970 has
+    /// nothing better).
     pub(crate) fn judge(
         &mut self,
         policy: &StepPolicy,
         offset: f64,
         max_slew_rate: f64,
+        quorum: bool,
     ) -> Result<Verdict, DisciplineError> {
         if self.observe_only {
             return Err(DisciplineError::ObserveOnly);
@@ -151,22 +164,30 @@ impl StepGate {
         } else {
             0
         };
+        let mut wants_quorum = false;
         if large {
-            let may_step = match policy.mode {
-                StepMode::Never => false,
-                StepMode::Startup { updates } => update < updates,
+            let (startup, may_step) = match policy.mode {
+                StepMode::Never => (update == 0, false),
+                StepMode::Startup { updates } => (update < updates, update < updates),
                 StepMode::Confirmed {
                     startup_updates,
                     confirmations,
-                } => update < startup_updates || self.above >= confirmations.max(1),
-                StepMode::Always => true,
+                } => (
+                    update < startup_updates,
+                    update < startup_updates || self.above >= confirmations.max(1),
+                ),
+                StepMode::Always => (update == 0, true),
             };
-            if may_step {
+            if may_step && (startup || quorum) {
                 self.above = 0;
                 return Ok(Verdict::Step);
             }
+            wants_quorum = may_step;
         }
         let slew_seconds = offset.abs() / max_slew_rate;
+        if slew_seconds > policy.max_slew_duration && wants_quorum {
+            return Err(DisciplineError::NoStepQuorum { offset });
+        }
         if slew_seconds > policy.max_slew_duration {
             // Waiting for a confirmation is not a refusal: report, and act next time.
             return Err(DisciplineError::OutOfRange {
@@ -191,14 +212,14 @@ mod tests {
             ..StepPolicy::default()
         };
         let mut gate = StepGate::default();
-        assert_eq!(gate.judge(&policy, 5.0, RATE), Ok(Verdict::Step));
-        assert_eq!(gate.judge(&policy, 0.01, RATE), Ok(Verdict::Slew));
-        assert_eq!(gate.judge(&policy, 0.01, RATE), Ok(Verdict::Slew));
+        assert_eq!(gate.judge(&policy, 5.0, RATE, true), Ok(Verdict::Step));
+        assert_eq!(gate.judge(&policy, 0.01, RATE, true), Ok(Verdict::Slew));
+        assert_eq!(gate.judge(&policy, 0.01, RATE, true), Ok(Verdict::Slew));
         // Fourth update: 1.5 s is slewed (3000 s at 500 ppm is within an hour).
-        assert_eq!(gate.judge(&policy, 1.5, RATE), Ok(Verdict::Slew));
+        assert_eq!(gate.judge(&policy, 1.5, RATE, true), Ok(Verdict::Slew));
         // 100 s would take 55 hours: refused, never slewed silently.
         assert!(matches!(
-            gate.judge(&policy, 100.0, RATE),
+            gate.judge(&policy, 100.0, RATE, true),
             Err(DisciplineError::OutOfRange { .. })
         ));
     }
@@ -208,18 +229,55 @@ mod tests {
         let policy = StepPolicy::default();
         let mut gate = StepGate::default();
         for _ in 0..3 {
-            assert_eq!(gate.judge(&policy, 0.001, RATE), Ok(Verdict::Slew));
+            assert_eq!(gate.judge(&policy, 0.001, RATE, true), Ok(Verdict::Slew));
         }
         // A snapshot revert: three hours off. First sighting waits, second steps.
         assert!(matches!(
-            gate.judge(&policy, -10_800.0, RATE),
+            gate.judge(&policy, -10_800.0, RATE, true),
             Err(DisciplineError::OutOfRange { .. })
         ));
-        assert_eq!(gate.judge(&policy, -10_800.0, RATE), Ok(Verdict::Step));
+        assert_eq!(
+            gate.judge(&policy, -10_800.0, RATE, true),
+            Ok(Verdict::Step)
+        );
         // A lone 2 s outlier between good updates is never stepped.
-        assert_eq!(gate.judge(&policy, 0.001, RATE), Ok(Verdict::Slew));
-        assert_eq!(gate.judge(&policy, 1.2, RATE), Ok(Verdict::Slew));
-        assert_eq!(gate.judge(&policy, 0.001, RATE), Ok(Verdict::Slew));
+        assert_eq!(gate.judge(&policy, 0.001, RATE, true), Ok(Verdict::Slew));
+        assert_eq!(gate.judge(&policy, 1.2, RATE, true), Ok(Verdict::Slew));
+        assert_eq!(gate.judge(&policy, 0.001, RATE, true), Ok(Verdict::Slew));
+    }
+
+    /// After startup a step needs the quorum; one source alone can only slew (or is
+    /// refused as out of range), and the step follows once the others agree again.
+    #[test]
+    fn after_startup_a_step_needs_the_quorum() {
+        let policy = StepPolicy::default();
+        let mut gate = StepGate::default();
+        // At startup one source sets the clock, quorum or not (a board at 1970).
+        assert_eq!(gate.judge(&policy, 1.7e9, RATE, false), Ok(Verdict::Step));
+        for _ in 0..3 {
+            assert_eq!(gate.judge(&policy, 0.001, RATE, true), Ok(Verdict::Slew));
+        }
+        // One source says a day off: seen once it waits for confirmation as ever; then,
+        // confirmed, no step without the others.
+        assert!(matches!(
+            gate.judge(&policy, 86_400.0, RATE, false),
+            Err(DisciplineError::OutOfRange { .. })
+        ));
+        for _ in 0..3 {
+            assert_eq!(
+                gate.judge(&policy, 86_400.0, RATE, false),
+                Err(DisciplineError::NoStepQuorum { offset: 86_400.0 })
+            );
+        }
+        // A large but slewable offset without the quorum is slewed, not stepped.
+        assert_eq!(gate.judge(&policy, 1.5, RATE, false), Ok(Verdict::Slew));
+        assert_eq!(gate.judge(&policy, 0.001, RATE, true), Ok(Verdict::Slew));
+        // The others agree (a reverted snapshot): confirmed, then stepped.
+        assert!(gate.judge(&policy, -10_800.0, RATE, true).is_err());
+        assert_eq!(
+            gate.judge(&policy, -10_800.0, RATE, true),
+            Ok(Verdict::Step)
+        );
     }
 
     #[test]
@@ -230,19 +288,19 @@ mod tests {
         };
         let mut gate = StepGate::default();
         assert!(matches!(
-            gate.judge(&never, 100.0, RATE),
+            gate.judge(&never, 100.0, RATE, true),
             Err(DisciplineError::OutOfRange { .. })
         ));
-        assert_eq!(gate.judge(&never, 1.1, RATE), Ok(Verdict::Slew));
+        assert_eq!(gate.judge(&never, 1.1, RATE, true), Ok(Verdict::Slew));
         let always = StepPolicy {
             mode: StepMode::Always,
             ..StepPolicy::default()
         };
         let mut gate = StepGate::default();
         for _ in 0..10 {
-            gate.judge(&always, 0.0, RATE).unwrap();
+            gate.judge(&always, 0.0, RATE, true).unwrap();
         }
-        assert_eq!(gate.judge(&always, 1.1, RATE), Ok(Verdict::Step));
+        assert_eq!(gate.judge(&always, 1.1, RATE, true), Ok(Verdict::Step));
     }
 
     #[test]
@@ -253,21 +311,21 @@ mod tests {
         };
         let mut gate = StepGate::default();
         assert!(matches!(
-            gate.judge(&refuse, 5000.0, RATE),
+            gate.judge(&refuse, 5000.0, RATE, true),
             Err(DisciplineError::Panic { .. })
         ));
-        assert_eq!(gate.judge(&refuse, 0.0, RATE), Ok(Verdict::Slew));
+        assert_eq!(gate.judge(&refuse, 0.0, RATE, true), Ok(Verdict::Slew));
         let observe = StepPolicy {
             panic_policy: PanicPolicy::ObserveOnly,
             ..refuse
         };
         let mut gate = StepGate::default();
         assert!(matches!(
-            gate.judge(&observe, -5000.0, RATE),
+            gate.judge(&observe, -5000.0, RATE, true),
             Err(DisciplineError::Panic { .. })
         ));
         assert_eq!(
-            gate.judge(&observe, 0.0, RATE),
+            gate.judge(&observe, 0.0, RATE, true),
             Err(DisciplineError::ObserveOnly)
         );
     }

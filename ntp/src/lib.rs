@@ -97,7 +97,9 @@ mod system;
 
 pub use refclock::{RefclockConfig, RefclockSource};
 pub use source::{Estimator, NtpSource, REQUEST_LEN, ResponseOutcome, SourceConfig};
-pub use system::{DisciplineKind, NtpSystem, SystemConfig, SystemError, SystemEvent, Transmit};
+pub use system::{
+    DisciplineKind, NtpSystem, StepQuorum, SystemConfig, SystemError, SystemEvent, Transmit,
+};
 
 #[doc(no_inline)]
 pub use tempora_clock_types::{ClockAction, LocalInstant};

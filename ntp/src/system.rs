@@ -78,6 +78,8 @@ pub struct SystemConfig {
     pub discipline: DisciplineKind,
     /// Measure and report, never steer.
     pub observe_only: bool,
+    /// How many sources must agree before the running clock is stepped.
+    pub step_quorum: StepQuorum,
 }
 
 impl Default for SystemConfig {
@@ -86,8 +88,27 @@ impl Default for SystemConfig {
             selection: SelectionConfig::default(),
             discipline: DisciplineKind::Default(DisciplineConfig::default()),
             observe_only: false,
+            step_quorum: StepQuorum::Majority,
         }
     }
+}
+
+/// How many sources must agree on an offset before a step after startup (at startup any
+/// selected answer may set the clock). Slews need no quorum: they move the clock at most
+/// the discipline's slew rate (500 ppm, 1.8 s an hour).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum StepQuorum {
+    /// More than half of the configured sources (servers, pool slots and reference
+    /// clocks) must be truechimers of the selection: an attacker who blocks the others
+    /// and answers for one cannot step a running clock. With one source configured, that
+    /// one is enough.
+    #[default]
+    Majority,
+    /// Any selected source will do (chrony's and ntpd's behaviour).
+    Any,
+    // `DisciplineKind::Rfc` follows RFC 5905's state machine as written and takes no
+    // quorum.
 }
 
 /// Why an update produced no clock actions.
@@ -462,6 +483,22 @@ impl NtpSystem {
             return Ok(ActionList::new());
         }
         let peer_candidate = candidates[estimate.system_peer];
+        let agreeing = self
+            .verdicts
+            .iter()
+            .filter(|v| {
+                matches!(
+                    v,
+                    CandidateVerdict::SystemPeer
+                        | CandidateVerdict::Combined
+                        | CandidateVerdict::Outlier
+                )
+            })
+            .count();
+        let step_quorum = match self.config.step_quorum {
+            StepQuorum::Majority => agreeing > total / 2,
+            StepQuorum::Any => true,
+        };
         let actions = match &mut self.steering {
             Steering::Default(d) => d.update(
                 &DisciplineInput {
@@ -469,6 +506,7 @@ impl NtpSystem {
                     offset_error: estimate.jitter,
                     frequency: estimate.frequency,
                     root_distance: peer_candidate.root_distance(now),
+                    step_quorum,
                 },
                 now,
             )?,
@@ -664,6 +702,89 @@ mod tests {
         assert_eq!(s.poll_timeout(), Some(LocalInstant(0)));
         s.handle_timeout(LocalInstant(0), ts(0.0), || Some(9));
         assert!(s.poll_transmit(&mut [0u8; 48]).is_some());
+    }
+
+    /// Runs `s` for `seconds` with a local clock that obeys the actions: `offset(source,
+    /// t)` is what each source answers (`None`: silent). Returns the steps taken.
+    fn run_answering(
+        s: &mut NtpSystem,
+        from: f64,
+        seconds: f64,
+        local_behind: &mut f64,
+        offset: impl Fn(usize, f64) -> Option<f64>,
+    ) -> Vec<f64> {
+        let mut steps = Vec::new();
+        let mut buf = [0u8; 48];
+        let mut at = from;
+        while at < from + seconds {
+            let now = LocalInstant::from_seconds_f64(at);
+            s.handle_timeout(now, ts(at), || Some(17));
+            while let Some(t) = s.poll_transmit(&mut buf) {
+                let Some(truth) = offset(t.source, at) else {
+                    continue;
+                };
+                let request = NtpHeader::parse_bytes(&buf[..t.len]).unwrap();
+                let state = ServerState {
+                    stratum: Stratum(1),
+                    leap: LeapIndicator::NoWarning,
+                    ..ServerState::UNSYNCHRONIZED
+                };
+                let server = ts(at + 0.001 + truth + *local_behind);
+                let reply = server_response(&request, &state, server, server).unwrap();
+                s.handle_transmit_timestamp(t.source, ts(at));
+                let then = LocalInstant::from_seconds_f64(at + 0.002);
+                s.handle_response(t.source, &reply.to_bytes(), ts(at + 0.002), then);
+            }
+            while let Some(action) = s.poll_action() {
+                if let ClockAction::Step { offset } = action {
+                    *local_behind -= offset;
+                    steps.push(offset);
+                }
+            }
+            at += 1.0;
+        }
+        steps
+    }
+
+    /// Issue 16's default limit: once running, one source an attacker answers for (the
+    /// other two blocked) cannot step the clock a day; with `StepQuorum::Any` it could.
+    /// A reverted snapshot, seen by all three, is still stepped.
+    #[test]
+    fn one_source_of_three_cannot_step_a_running_clock() {
+        for quorum in [StepQuorum::Majority, StepQuorum::Any] {
+            let sources = (0..3)
+                .map(|_| NtpSource::new(SourceConfig::default(), LocalInstant(0)))
+                .collect();
+            let config = SystemConfig {
+                step_quorum: quorum,
+                ..SystemConfig::default()
+            };
+            let mut s = NtpSystem::new(sources, config, 0.0);
+            let mut behind = 3.0;
+            // Startup: all three agree, the clock is stepped once and runs.
+            let steps = run_answering(&mut s, 0.0, 600.0, &mut behind, |_, _| Some(0.0));
+            assert_eq!(steps.len(), 1, "{steps:?}");
+            // Sources 1 and 2 blocked; source 0 says a day ahead for three hours.
+            let steps = run_answering(&mut s, 600.0, 3.0 * 3600.0, &mut behind, |i, _| {
+                (i == 0).then_some(86_400.0)
+            });
+            match quorum {
+                StepQuorum::Majority => assert!(steps.is_empty(), "{steps:?}"),
+                StepQuorum::Any => assert!(
+                    steps.iter().any(|o| (o - 86_400.0).abs() < 1.0),
+                    "{steps:?}"
+                ),
+            }
+            if quorum == StepQuorum::Majority {
+                // A reverted snapshot: all three see the clock two hours behind.
+                behind += 7200.0;
+                let steps = run_answering(&mut s, 11_400.0, 3600.0, &mut behind, |_, _| Some(0.0));
+                assert!(
+                    steps.iter().any(|o| (o - 7200.0).abs() < 1.0),
+                    "{steps:?} behind {behind}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ use tempora_clock_discipline::{DisciplineConfig, RfcConfig};
 use tempora_clock_filter::{CandidateVerdict, SelectionConfig};
 use tempora_clock_types::{ClockAction, SteeredClock};
 use tempora_ntp::{
-    DisciplineKind, NtpSource, NtpSystem, REQUEST_LEN, SourceConfig, SystemConfig, SystemEvent,
+    DisciplineKind, NtpSource, NtpSystem, REQUEST_LEN, SourceConfig, StepQuorum, SystemConfig,
+    SystemEvent,
 };
 use tempora_ntp_proto::{
     KissCode, Log2Seconds, NtpDuration, NtpHeader, ReferenceId, ServerState, Stratum,
@@ -210,6 +211,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                     selection: SelectionConfig::default(),
                     discipline,
                     observe_only: false,
+                    step_quorum: StepQuorum::Majority,
                 },
                 start_ppm,
             ));

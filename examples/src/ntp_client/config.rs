@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use tempora_clock_discipline::{DisciplineConfig, PanicPolicy, StepMode, StepPolicy};
-use tempora_ntp::RefclockConfig;
+use tempora_ntp::{RefclockConfig, StepQuorum};
 
 use crate::config::{ConfigError, ConfigFile, check_log_level, invalid};
 
@@ -49,6 +49,9 @@ pub struct StepConfig {
     /// What to do above the panic threshold: `refuse` (keep going, never apply it) or
     /// `observe` (stop steering).
     pub panic_policy: String,
+    /// Sources that must agree before a step after startup: `majority` (more than half
+    /// of the configured ones, the default) or `any` (chrony's and ntpd's behaviour).
+    pub quorum: String,
 }
 
 impl Default for StepConfig {
@@ -59,6 +62,7 @@ impl Default for StepConfig {
             after_startup: "confirmed".into(),
             panic_threshold: None,
             panic_policy: "refuse".into(),
+            quorum: "majority".into(),
         }
     }
 }
@@ -208,7 +212,19 @@ impl UpstreamConfig {
         if !matches!(s.panic_policy.as_str(), "refuse" | "observe") {
             return Err(invalid(&key("step.panic_policy"), "refuse or observe"));
         }
+        if !matches!(s.quorum.as_str(), "majority" | "any") {
+            return Err(invalid(&key("step.quorum"), "majority or any"));
+        }
         Ok(())
+    }
+
+    /// How many sources must agree before a step after startup (`step.quorum`).
+    pub fn step_quorum(&self) -> StepQuorum {
+        if self.step.quorum == "any" {
+            StepQuorum::Any
+        } else {
+            StepQuorum::Majority
+        }
     }
 
     /// The discipline the step keys make.
@@ -323,6 +339,7 @@ mod tests {
         assert_eq!(up.refclocks()[0].name, "/dev/ptp0");
         assert_eq!(up.discipline().step.threshold, 0.5);
         assert_eq!(up.discipline().step.mode, StepMode::Startup { updates: 1 });
+        assert_eq!(up.step_quorum(), StepQuorum::Majority);
         assert_eq!(
             ClientConfig::from_toml("servers = [\"a\"]")
                 .unwrap()
@@ -337,6 +354,10 @@ mod tests {
             (
                 "servers = [\"a\"]\n[step]\nafter_startup = \"sometimes\"",
                 "step.after_startup",
+            ),
+            (
+                "servers = [\"a\"]\n[step]\nquorum = \"half\"",
+                "step.quorum",
             ),
             (
                 "servers = [\"a\"]\n[[refclock]]\ndevice = \"ptp0\"",

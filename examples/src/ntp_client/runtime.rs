@@ -312,6 +312,7 @@ impl Runtime {
                 selection,
                 discipline: DisciplineKind::Default(config.discipline()),
                 observe_only: observe,
+                step_quorum: config.step_quorum(),
             },
             frequency,
         );
