@@ -211,7 +211,7 @@ fn follows_ptp4l_with_the_gptp_profile_and_serves_metrics() {
             .unwrap_or(0.0);
         assert!(samples > 10.0, "{samples} samples in {text}");
     };
-    follows_ptp4l_full(
+    let _ = follows_ptp4l_full(
         "-2",
         "-P",
         'g',
@@ -222,12 +222,98 @@ fn follows_ptp4l_with_the_gptp_profile_and_serves_metrics() {
     );
 }
 
+/// Issue 16, defects 2 and 8 over the wire: as the slave starts, sixteen Announces from
+/// sixteen made-up clocks (each sent once, so none ever qualifies), then 50 Pdelay_Req a
+/// second for 20 s from a stranger on the link. Before the fixes the full foreign-master
+/// table never took ptp4l, and the flood pushed the slave's own Delay_Req out of its
+/// queue; now the slave follows ptp4l and measures its path delay as ever.
+#[test]
+fn spoofed_announces_and_a_pdelay_flood_do_not_keep_the_slave_from_ptp4l() {
+    use tempora_ptp_proto::{
+        AnnounceBody, Body, ClockAccuracy, ClockIdentity, ClockQuality, Flags, LogInterval,
+        MessageType, MessageWriter, PortIdentity, PtpHeader, PtpTimestamp, TimeSource,
+    };
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let spoofed = |k: u8| PortIdentity {
+        clock_identity: ClockIdentity([0xde, 0xad, 0, 0xff, 0xfe, 0, 0, k]),
+        port_number: 1,
+    };
+    let mut announces = Vec::new();
+    for k in 0..16u8 {
+        let mut h = PtpHeader::new(MessageType::Announce, spoofed(k), 1);
+        h.log_message_interval = LogInterval(1);
+        h.flags = Flags(Flags::PTP_TIMESCALE | Flags::UTC_OFFSET_VALID);
+        let body = Body::Announce(AnnounceBody {
+            origin_timestamp: PtpTimestamp::ZERO,
+            current_utc_offset: 37,
+            grandmaster_priority1: 200,
+            grandmaster_clock_quality: ClockQuality {
+                clock_class: 248,
+                clock_accuracy: ClockAccuracy::Unknown,
+                offset_scaled_log_variance: 0xFFFF,
+            },
+            grandmaster_priority2: 128,
+            grandmaster_identity: spoofed(k).clock_identity,
+            steps_removed: 0,
+            time_source: TimeSource::InternalOscillator,
+        });
+        let mut buf = [0u8; 128];
+        let len = MessageWriter::new(&mut buf, &h, &body)
+            .unwrap()
+            .finish()
+            .unwrap();
+        announces.push(hex(&buf[..len]));
+    }
+    let mut buf = [0u8; 128];
+    let h = PtpHeader::new(MessageType::PdelayReq, spoofed(99), 1);
+    let len = MessageWriter::new(
+        &mut buf,
+        &h,
+        &Body::PdelayReq {
+            origin_timestamp: PtpTimestamp::ZERO,
+        },
+    )
+    .unwrap()
+    .finish()
+    .unwrap();
+    let pdelay = hex(&buf[..len]);
+    let attack = move |m: &Netns| {
+        // Bounded: sixteen datagrams, then 1000 more over 20 s.
+        let script = "import socket, sys, time\n\
+                      s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                      for a in sys.argv[2:]:\n    s.sendto(bytes.fromhex(a), ('10.78.0.2', 320))\n\
+                      p = bytes.fromhex(sys.argv[1])\n\
+                      for i in range(1000):\n    s.sendto(p, ('10.78.0.2', 319))\n    time.sleep(0.02)\n";
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &m.name, "python3", "-c", script, &pdelay])
+            .args(&announces)
+            .status()
+            .expect("python3 sends the hostile datagrams")
+            .success();
+        assert!(ok, "the attack script ran");
+    };
+    let lines = follows_ptp4l_full("-4", "-E", 'h', 5_000.0, "", &[], Some(&attack));
+    if lines.is_empty() {
+        return; // skipped: no ptp4l or no namespaces here
+    }
+    let masters: Vec<&str> = lines
+        .iter()
+        .filter(|r| r["kind"] == "master")
+        .filter_map(|r| r["master"].as_str())
+        .collect();
+    assert!(!masters.is_empty(), "{lines:?}");
+    assert!(
+        masters.iter().all(|m| !m.starts_with("dead00")),
+        "a spoofed master was followed: {masters:?}"
+    );
+}
+
 fn follows_ptp4l(transport: &str, tag: char) {
     follows_ptp4l_with(transport, "-E", tag, 1_000.0);
 }
 
 fn follows_ptp4l_with(transport: &str, delay: &str, tag: char, max_rms: f64) {
-    follows_ptp4l_full(transport, delay, tag, max_rms, "", &[], None);
+    let _ = follows_ptp4l_full(transport, delay, tag, max_rms, "", &[], None);
 }
 
 fn follows_ptp4l_full(
@@ -238,15 +324,15 @@ fn follows_ptp4l_full(
     master_conf: &str,
     slave_args: &[&str],
     while_running: Option<&dyn Fn(&Netns)>,
-) {
+) -> Vec<serde_json::Value> {
     let Some(_serial) = serial_with_ptp4l() else {
-        return;
+        return Vec::new();
     };
     let (Some(m), Some(s)) = (
         Netns::new(&format!("tempora-ptpm{tag}")),
         Netns::new(&format!("tempora-ptps{tag}")),
     ) else {
-        return;
+        return Vec::new();
     };
     let pid = std::process::id() % 10000;
     let (vm, vs) = (format!("tpm{tag}{pid}"), format!("tps{tag}{pid}"));
@@ -319,6 +405,7 @@ fn follows_ptp4l_full(
     );
     assert!(rms < max_rms, "RMS {rms} ns, mean {mean} ns");
     assert!(mean.abs() < max_rms / 2.0, "mean {mean} ns");
+    lines
 }
 
 #[test]
