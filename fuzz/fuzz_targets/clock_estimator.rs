@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         let at = LocalInstant(time);
         match c[12] % 16 {
             0 => filter.apply_correction(ClockCorrection::Step { offset, at }),
-            1 => filter.apply_correction(ClockCorrection::Frequency { delta: offset * 1e-3, at }),
+            1 => filter.apply_correction(ClockCorrection::Frequency {
+                delta: offset * 1e-3,
+                at,
+            }),
             2 => filter.reset(),
             _ => {
                 let m = Measurement {

@@ -24,7 +24,13 @@ fuzz_target!(|data: &[u8]| {
         })
         .collect();
     let mut verdicts = vec![CandidateVerdict::None; cands.len()];
-    if let Ok(est) = select(&cands, &mut verdicts, None, &SelectionConfig::default(), LocalInstant(0)) {
+    if let Ok(est) = select(
+        &cands,
+        &mut verdicts,
+        None,
+        &SelectionConfig::default(),
+        LocalInstant(0),
+    ) {
         assert!(est.offset.is_finite());
         assert!(est.interval.0 <= est.offset && est.offset <= est.interval.1);
     }

@@ -20,7 +20,9 @@ fuzz_target!(|data: &[u8]| {
             match field.field_type {
                 ExtensionFieldType::UniqueIdentifier => drop(NtsUniqueIdentifier::parse(&field)),
                 ExtensionFieldType::NtsCookie => drop(NtsCookie::parse(&field)),
-                ExtensionFieldType::NtsCookiePlaceholder => drop(NtsCookiePlaceholder::parse(&field)),
+                ExtensionFieldType::NtsCookiePlaceholder => {
+                    drop(NtsCookiePlaceholder::parse(&field))
+                }
                 ExtensionFieldType::NtsAuthenticator => {
                     if let Ok(auth) = NtsAuthenticator::parse(&field) {
                         assert_eq!(auth.body_len(), field.value.len());

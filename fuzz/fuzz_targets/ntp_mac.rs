@@ -8,12 +8,18 @@ use tempora_ntp_proto::{MacAlgorithm, MacKey, NtpPacket, PacketBuilder};
 const SECRET: [u8; 16] = *b"0123456789abcdef";
 
 fuzz_target!(|data: &[u8]| {
-    for (id, algorithm) in [(1, MacAlgorithm::Md5), (2, MacAlgorithm::Sha1), (3, MacAlgorithm::AesCmac128)] {
+    for (id, algorithm) in [
+        (1, MacAlgorithm::Md5),
+        (2, MacAlgorithm::Sha1),
+        (3, MacAlgorithm::AesCmac128),
+    ] {
         let key = MacKey::new(id, algorithm, &SECRET).unwrap();
         let _ = MacKey::verify_packet(data, |_| Some(key));
 
         // Sign whatever parses, then check the signature holds and a flip breaks it.
-        let Ok(packet) = NtpPacket::parse(data) else { continue };
+        let Ok(packet) = NtpPacket::parse(data) else {
+            continue;
+        };
         let mut buf = vec![0u8; data.len() + 64];
         let mut builder = PacketBuilder::new(&mut buf, &packet.header).unwrap();
         for field in packet.extension_fields {

@@ -9,7 +9,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = Mode::peek(data);
     if let Ok(view) = HeaderView::new_checked(data) {
         // No accessor panics after the length check.
-        let _ = (view.leap(), view.version(), view.mode(), view.stratum(), view.trailer());
+        let _ = (
+            view.leap(),
+            view.version(),
+            view.mode(),
+            view.stratum(),
+            view.trailer(),
+        );
     }
     let Ok(packet) = NtpPacket::parse(data) else {
         return;

@@ -34,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
         match byte(0) % 6 {
             0 | 1 => {
                 // An answer to the request in flight, with whatever the server claims.
-                let Some(request) = requests[source] else { continue };
+                let Some(request) = requests[source] else {
+                    continue;
+                };
                 let offset_exp = i32::from(byte(2) % 40) - 20; // 2^-20 .. 2^19 s
                 let sign = if byte(3) & 1 == 0 { 1.0 } else { -1.0 };
                 let offset = sign * 2f64.powi(offset_exp);
@@ -99,6 +101,11 @@ fuzz_target!(|data: &[u8]| {
                 system.handle_action_refused(action, LocalInstant::from_seconds_f64(now));
             }
         }
-        assert!(core::iter::from_fn(|| system.poll_event()).take(1000).count() <= 64);
+        assert!(
+            core::iter::from_fn(|| system.poll_event())
+                .take(1000)
+                .count()
+                <= 64
+        );
     }
 });

@@ -69,7 +69,12 @@ fn drain(port: &mut PtpPort, t: i128) -> usize {
         }
     }
     assert!(core::iter::from_fn(|| port.poll_event()).take(1000).count() <= 64);
-    assert!(core::iter::from_fn(|| port.poll_action()).take(1000).count() <= 64);
+    assert!(
+        core::iter::from_fn(|| port.poll_action())
+            .take(1000)
+            .count()
+            <= 64
+    );
     delay_reqs
 }
 
@@ -79,7 +84,12 @@ fuzz_target!(|data: &[u8]| {
     let base: i128 = 1_700_000_000_000_000_000;
     let mut now = 0.0f64;
     for op in data.chunks(4) {
-        let [kind, a, b, c] = [op[0], *op.get(1).unwrap_or(&0), *op.get(2).unwrap_or(&0), *op.get(3).unwrap_or(&0)];
+        let [kind, a, b, c] = [
+            op[0],
+            *op.get(1).unwrap_or(&0),
+            *op.get(2).unwrap_or(&0),
+            *op.get(3).unwrap_or(&0),
+        ];
         let from = sender(a % 40);
         let seq = u16::from(b);
         let t = base + (now * 1e9) as i128;
@@ -87,10 +97,33 @@ fuzz_target!(|data: &[u8]| {
         let bytes = match kind % 8 {
             // Made-up masters may claim anything but the real master's priority 0.
             0 => announce(from, seq, b.max(1), c, (c % 16) as i8 - 7),
-            1 => write(PtpHeader::new(MessageType::Sync, from, seq), Body::Sync { origin_timestamp: PtpTimestamp::from_tai_nanos(t).unwrap_or(PtpTimestamp::ZERO) }),
-            2 => write(PtpHeader::new(MessageType::FollowUp, from, seq), Body::FollowUp { precise_origin_timestamp: PtpTimestamp::from_tai_nanos(t).unwrap_or(PtpTimestamp::ZERO) }),
-            3 => write(PtpHeader::new(MessageType::DelayResp, from, seq), Body::DelayResp { receive_timestamp: PtpTimestamp::from_tai_nanos(rx).unwrap_or(PtpTimestamp::ZERO), requesting_port_identity: me }),
-            4 => write(PtpHeader::new(MessageType::PdelayReq, from, seq), Body::PdelayReq { origin_timestamp: PtpTimestamp::ZERO }),
+            1 => write(
+                PtpHeader::new(MessageType::Sync, from, seq),
+                Body::Sync {
+                    origin_timestamp: PtpTimestamp::from_tai_nanos(t).unwrap_or(PtpTimestamp::ZERO),
+                },
+            ),
+            2 => write(
+                PtpHeader::new(MessageType::FollowUp, from, seq),
+                Body::FollowUp {
+                    precise_origin_timestamp: PtpTimestamp::from_tai_nanos(t)
+                        .unwrap_or(PtpTimestamp::ZERO),
+                },
+            ),
+            3 => write(
+                PtpHeader::new(MessageType::DelayResp, from, seq),
+                Body::DelayResp {
+                    receive_timestamp: PtpTimestamp::from_tai_nanos(rx)
+                        .unwrap_or(PtpTimestamp::ZERO),
+                    requesting_port_identity: me,
+                },
+            ),
+            4 => write(
+                PtpHeader::new(MessageType::PdelayReq, from, seq),
+                Body::PdelayReq {
+                    origin_timestamp: PtpTimestamp::ZERO,
+                },
+            ),
             5 => {
                 now += f64::from(c) / 16.0;
                 port.handle_timeout(LocalInstant::from_seconds_f64(now));
@@ -115,16 +148,30 @@ fuzz_target!(|data: &[u8]| {
         let at = LocalInstant::from_seconds_f64(now);
         port.handle_message(&announce(real, 1000 + k, 0, 6, 0), t, at);
         port.handle_message(
-            &write(PtpHeader::new(MessageType::Sync, real, 1000 + k), Body::Sync { origin_timestamp: PtpTimestamp::from_tai_nanos(t).unwrap_or(PtpTimestamp::ZERO) }),
+            &write(
+                PtpHeader::new(MessageType::Sync, real, 1000 + k),
+                Body::Sync {
+                    origin_timestamp: PtpTimestamp::from_tai_nanos(t).unwrap_or(PtpTimestamp::ZERO),
+                },
+            ),
             t,
             at,
         );
         for tenth in 1..10 {
-            port.handle_timeout(LocalInstant::from_seconds_f64(now + f64::from(tenth) / 10.0));
+            port.handle_timeout(LocalInstant::from_seconds_f64(
+                now + f64::from(tenth) / 10.0,
+            ));
             delay_reqs += drain(&mut port, t);
         }
     }
-    assert_eq!(port.parent().map(|p| p.sender), Some(real), "the real master is followed");
-    assert!(matches!(port.state(), PortState::Uncalibrated | PortState::Slave));
+    assert_eq!(
+        port.parent().map(|p| p.sender),
+        Some(real),
+        "the real master is followed"
+    );
+    assert!(matches!(
+        port.state(),
+        PortState::Uncalibrated | PortState::Slave
+    ));
     assert!(delay_reqs > 0, "our own Delay_Req goes out");
 });

@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tempora_ptp_proto::tlv::*;
-use tempora_ptp_proto::{Tlvs, TlvValue};
+use tempora_ptp_proto::{TlvValue, Tlvs};
 
 fn check<'a, T: TlvValue<'a> + PartialEq + core::fmt::Debug>(value: &'a [u8]) {
     if let Ok(parsed) = T::parse_value(value) {
@@ -13,7 +13,9 @@ fn check<'a, T: TlvValue<'a> + PartialEq + core::fmt::Debug>(value: &'a [u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(tlvs) = Tlvs::new_checked(data, 0) else { return };
+    let Ok(tlvs) = Tlvs::new_checked(data, 0) else {
+        return;
+    };
     let total: usize = tlvs.into_iter().map(|t| 4 + t.value.len()).sum();
     assert_eq!(total, data.len());
     for tlv in tlvs {

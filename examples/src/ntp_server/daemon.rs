@@ -17,7 +17,9 @@ use tempora_sys_clock::{
     Timestamp, TimestampSource, TxTimestamp,
 };
 
-use tempora_ntp::server::{Answer, ClientTable, Counters, DropReason, Request, ServerCore};
+use tempora_ntp::server::{
+    Answer, ClientTable, Counters, DropReason, Request, ServerCore, send_all,
+};
 
 use super::config::{ServerConfig, TimeSource};
 use super::metrics;
@@ -294,42 +296,6 @@ impl Drop for NtpServer {
 const PENDING: usize = 256;
 
 /// One serving thread.
-/// Sends `items` in batches. A datagram the kernel refuses (EINVAL, EPERM from a firewall,
-/// ENETUNREACH) costs only itself: sendmmsg stops at the first it cannot send (failing the
-/// call when that is the first), so that one is counted and skipped and the rest still go
-/// out, where one refusal used to fail every later answer of the batch. `sent(k, id)` is
-/// told of each datagram that left, by its index in `items`. Returns how many were refused.
-fn send_all<'a, E: std::fmt::Display>(
-    items: &[SendItem<'a>],
-    ids: &mut [Option<u32>],
-    mut send: impl FnMut(&[SendItem<'a>], &mut [Option<u32>]) -> Result<usize, E>,
-    mut sent: impl FnMut(usize, Option<u32>),
-) -> u64 {
-    let (mut next, mut refused) = (0, 0u64);
-    while next < items.len() {
-        match send(&items[next..], ids) {
-            Ok(0) => {
-                // Nothing taken and no error: give up on the rest rather than spin.
-                refused += (items.len() - next) as u64;
-                break;
-            }
-            Ok(k) => {
-                let k = k.min(items.len() - next);
-                for (j, id) in ids.iter().take(k).enumerate() {
-                    sent(next + j, *id);
-                }
-                next += k;
-            }
-            Err(e) => {
-                tracing::debug!("send to {} refused: {e}", items[next].to);
-                refused += 1;
-                next += 1;
-            }
-        }
-    }
-    refused
-}
-
 fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
     let mut bufs = vec![[0u8; 1024]; MAX_BATCH];
     let mut meta = [RecvMeta::default(); MAX_BATCH];
@@ -426,18 +392,24 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
                     count += 1;
                 }
             }
+            // A refused answer costs only itself (see `send_all`).
             counters.send_errors += send_all(
                 &items[..count],
                 &mut ids,
                 |batch, ids| socket.send_batch(batch, ids),
                 |k, id| {
                     let i = origin_of[k];
-                    if let (Some(id), Some(from)) = (id, meta[i].from) {
+                    if let (Some(id), Some(from)) = (*id, meta[i].from) {
                         pending[id as usize % PENDING] = Some((id, from.ip(), rxs[i]));
                         outstanding += 1;
                     }
                 },
-            );
+                |k, e| {
+                    if let Some(e) = e {
+                        tracing::debug!("send to {} refused: {e}", items[k].to);
+                    }
+                },
+            ) as u64;
         }
         if outstanding > 0 {
             loop {
@@ -470,41 +442,5 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
             lock(&shared.counters).add(&counters);
             counters = Counters::default();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_refused_datagram_costs_only_itself() {
-        let to = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-        let data = [0u8; 48];
-        // Port 0 stands for any destination the kernel refuses.
-        let items: Vec<SendItem<'_>> = [1, 2, 0, 4, 5, 0, 7, 8]
-            .iter()
-            .map(|&p| SendItem {
-                data: &data,
-                to: to(p),
-                tx_timestamp: false,
-            })
-            .collect();
-        let mut ids = [None; MAX_BATCH];
-        let mut delivered = Vec::new();
-        // As sendmmsg: the datagrams before the first refused one go; a refused first one
-        // fails the call.
-        let refused = send_all(
-            &items,
-            &mut ids,
-            |batch, _ids| match batch.iter().position(|i| i.to.port() == 0) {
-                Some(0) => Err("EINVAL"),
-                Some(k) => Ok(k),
-                None => Ok(batch.len()),
-            },
-            |k, _| delivered.push(items[k].to.port()),
-        );
-        assert_eq!(refused, 2);
-        assert_eq!(delivered, vec![1, 2, 4, 5, 7, 8]);
     }
 }
