@@ -92,3 +92,37 @@ fn completion_scripts_name_the_binary() {
         assert!(out.contains(name) && out.len() > 200, "{binary}: {out}");
     }
 }
+
+/// Without CAP_SYS_TIME (dropped from the bounding set, as a container without it) the
+/// client runs observe-only and says so once, on stderr and in `/status`.
+#[test]
+fn without_cap_sys_time_the_client_observes_and_says_so_once() {
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut child = Command::new("setpriv")
+        .args(["--bounding-set=-sys_time", "--inh-caps=-sys_time", "--"])
+        .arg(CLIENT)
+        .args(["run", "--server", "127.0.0.1:9", "--status-listen"])
+        .arg(listen.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Ok(text) = tempora_examples::http::get(listen, "/status") {
+            status = Some(text);
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let status = status.expect("the daemon served /status");
+    assert!(status.contains("no CAP_SYS_TIME"), "{status}");
+    assert!(status.contains("\"observe_only\":true"), "{status}");
+    assert_eq!(stderr.matches("no CAP_SYS_TIME").count(), 1, "{stderr}");
+}
