@@ -27,7 +27,9 @@ mod policy;
 mod rfc;
 mod servo;
 
-pub use discipline::{Discipline, DisciplineConfig, DisciplineInput, FrequencyState};
+pub use discipline::{
+    Discipline, DisciplineConfig, DisciplineInput, FrequencyState, SLOW_SLEW_PPM,
+};
 pub use leap::{LeapConfig, LeapScheduler};
 pub use policy::{DisciplineError, PanicPolicy, StepMode, StepPolicy};
 pub use rfc::{RfcConfig, RfcDiscipline, RfcState};

@@ -23,9 +23,12 @@
 
 use crate::MAX_SAMPLES;
 
-/// Largest frequency difference considered, s/s: far beyond any clock a kernel accepts
-/// (500 ppm) plus its oscillator's error.
-const MAX_FREQUENCY: f64 = 0.01;
+/// Largest frequency difference considered, s/s: beyond the fastest the kernel can run a
+/// clock (the tick moves it 10%, which a fast slew uses: the samples, carried across it,
+/// lie on a line that steep) plus its oscillator's error. At 0.01 the region could not
+/// hold a line through samples carried across an 83,333 ppm slew, and the estimate lagged
+/// the clock until the slew overshot by a quarter of a second (found by the VM bench).
+const MAX_FREQUENCY: f64 = 0.2;
 
 /// Vertices a polygon can reach: the starting box plus one per clipping half-plane.
 const CAPACITY: usize = 4 + 2 * MAX_SAMPLES;

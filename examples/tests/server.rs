@@ -129,12 +129,12 @@ fn kernel_source_serves_what_adjtimex_says() {
 #[test]
 fn upstream_source_makes_a_boundary_server() {
     let top = NtpServer::start(&config(TimeSource::Local { stratum: 2 })).unwrap();
-    let mut boundary_config = config(TimeSource::Upstream(UpstreamConfig {
+    let mut boundary_config = config(TimeSource::Upstream(Box::new(UpstreamConfig {
         servers: vec![top.local_addrs()[0].to_string()],
         min_poll: -2,
         max_poll: -2,
         ..UpstreamConfig::default()
-    }));
+    })));
     boundary_config.observe = true;
     let boundary = NtpServer::start(&boundary_config).unwrap();
     let socket = client("127.0.0.1:0");

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let mut system = NtpSystem::new(sources, SystemConfig::default(), 0.0);
     // The frequency plus the slew on top of it, and float rounding.
-    let max_ppm = (500.0 + 500.0) * (1.0 + 1e-9);
+    let max_ppm = (500.0 + 83_333.0) * (1.0 + 1e-9);
     let mut now = 0.0f64;
     let mut observe_only = false;
     let mut nonce = 1u64;

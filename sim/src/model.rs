@@ -110,8 +110,9 @@ pub struct SimClock {
     status: Option<SyncStatus>,
 }
 
-/// The kernel's limit on the frequency correction, as Linux with the tick: ±(500 + 500).
-const MAX_CORRECTION_PPM: f64 = 1000.0;
+/// The kernel's limit on the frequency correction, as Linux with the tick: the tick moves
+/// ±10% (100,000 ppm), `timex.freq` ±500 ppm within it.
+const MAX_CORRECTION_PPM: f64 = 100_000.0;
 /// The kernel's slew rate (adjtime).
 const SLEW_RATE: f64 = 500e-6;
 

@@ -275,6 +275,30 @@ pub fn all() -> Vec<Scenario> {
             },
         },
         Scenario {
+            name: "rtc-0.85s",
+            description: "the client starts 0.85 s behind, below the step threshold (a guest booted from its whole-second RTC): slewed away through the tick within 30 s",
+            duration: 600.0,
+            world: ntp(
+                vec![
+                    primary("server"),
+                    client(
+                        "client",
+                        ClockSpec {
+                            offset: -0.85,
+                            ..quiet
+                        },
+                        vec![up(0, lan(100e-6))],
+                    ),
+                ],
+                1,
+                vec![],
+            ),
+            bars: Bars {
+                max_sync_time: 30.0,
+                ..CHRONY_BARS
+            },
+        },
+        Scenario {
             name: "freq-400ppm",
             description: "the client's oscillator is 400 ppm fast",
             duration: 3000.0,

@@ -94,17 +94,28 @@ fn three_falsetickers_of_five_are_not_followed() {
 }
 
 #[test]
-fn a_100_s_offset_is_stepped_at_once_and_never_silently_slewed() {
+fn a_100_s_offset_is_stepped_at_once_or_slewed_at_the_tick_rate() {
     let r = run_checked("step-100s", 1);
     assert_eq!(r.tracked().unwrap().steps, 1);
     let s = by_name("step-100s").unwrap();
+    // Slew only: 100 s takes 20 minutes at 83,333 ppm (within the hour allowed), so it is
+    // slewed at that rate, never stepped: after 300 s about 25 s of it is gone.
     let slew_only = run(&s, 1, Some(300.0), Variant::SlewOnly);
     let client = slew_only.tracked().unwrap();
     assert_eq!(client.steps, 0);
-    // Refused and reported, not slewed for hours: the clock is still 100 s off.
+    let left = *client.offsets.last().unwrap();
+    assert!((70.0..80.0).contains(&left), "{left}");
+    // 1000 s would take over three hours: refused and reported, not slewed for hours.
+    let mut far = s.clone();
+    if let tempora_sim::scenario::World::Ntp(w) = &mut far.world {
+        w.nodes[1].clock.offset = 1000.0;
+    }
+    let refused = run(&far, 1, Some(300.0), Variant::SlewOnly);
+    let client = refused.tracked().unwrap();
+    assert_eq!(client.steps, 0);
     assert!(client.discipline_errors > 0);
     assert!(
-        (client.offsets.last().unwrap() - 100.0).abs() < 0.1,
+        (client.offsets.last().unwrap() - 1000.0).abs() < 0.1,
         "{:?}",
         client.offsets.last()
     );

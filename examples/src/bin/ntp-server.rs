@@ -89,10 +89,10 @@ fn main() -> ExitCode {
         };
     }
     if !cli.upstream.is_empty() {
-        config.source = TimeSource::Upstream(UpstreamConfig {
+        config.source = TimeSource::Upstream(Box::new(UpstreamConfig {
             servers: cli.upstream,
             ..UpstreamConfig::default()
-        });
+        }));
     }
     if let Some(m) = cli.metrics {
         config.metrics_listen = Some(m);

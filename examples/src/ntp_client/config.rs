@@ -95,6 +95,9 @@ pub struct UpstreamConfig {
     pub leap_to_kernel: bool,
     /// Step policy.
     pub step: StepConfig,
+    /// The fastest slew on top of the frequency correction, ppm (chrony's
+    /// `maxslewrate`): through the kernel's tick beyond ±500 ppm.
+    pub max_slew_ppm: f64,
 }
 
 impl Default for UpstreamConfig {
@@ -111,6 +114,7 @@ impl Default for UpstreamConfig {
             drift_file: None,
             leap_to_kernel: true,
             step: StepConfig::default(),
+            max_slew_ppm: DisciplineConfig::default().max_slew_ppm,
         }
     }
 }
@@ -124,6 +128,13 @@ impl UpstreamConfig {
             return Err(invalid(
                 &key("servers"),
                 "no time sources: give servers, pools or a refclock",
+            ));
+        }
+        if !(self.max_slew_ppm > 0.0 && self.max_slew_ppm <= 99_000.0) {
+            // The tick moves at most 10%; the frequency correction takes up to 500 ppm.
+            return Err(invalid(
+                &key("max_slew_ppm"),
+                "must be more than 0 and at most 99000",
             ));
         }
         if !(-6..=17).contains(&self.min_poll) {
@@ -252,6 +263,7 @@ impl UpstreamConfig {
                 },
                 ..StepPolicy::default()
             },
+            max_slew_ppm: self.max_slew_ppm,
             ..DisciplineConfig::default()
         }
     }

@@ -33,7 +33,7 @@ pub enum TimeSource {
     /// the system peer + 1, its reference ID, root delay and dispersion passed on). Every
     /// key of `ntp-client run`'s sources works here (servers, pools, min_poll, max_poll,
     /// refclock, step, ...).
-    Upstream(UpstreamConfig),
+    Upstream(Box<UpstreamConfig>),
 }
 
 fn default_local_stratum() -> u8 {

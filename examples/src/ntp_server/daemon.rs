@@ -134,7 +134,7 @@ impl NtpServer {
         let access = config.access_list()?;
         let upstream = match &config.source {
             TimeSource::Upstream(upstream) => Some(Arc::new(ClientRuntime::start(
-                upstream.clone(),
+                (**upstream).clone(),
                 config.observe,
             )?)),
             _ => None,
