@@ -71,6 +71,8 @@ pub struct Guest {
     started: Instant,
     limit: Duration,
     next_id: u64,
+    /// Dropped with the guest: tells the watchdog to stand down.
+    watchdog: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// Whether this machine's KVM boots a guest: a short probe, once per process. TCG is the
@@ -178,14 +180,16 @@ impl Guest {
                 }
             });
         }
-        // The limit holds even if the test hangs: a watchdog kills the guest by PID.
+        // The limit holds even if the test hangs: a watchdog kills the guest by PID. It
+        // stands down when the guest is dropped (the sender goes with it), so it never
+        // signals a PID that has ended and may have been reused.
         let pid = child.id();
         let limit = config.time_limit;
+        let (watchdog, stand_down) = channel::<()>();
         std::thread::spawn(move || {
-            std::thread::sleep(limit);
-            // SAFETY-free: kill(1) on the PID we started; harmless if it already ended
-            // (the PID is not reused while the Child is not waited for).
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            if let Err(RecvTimeoutError::Timeout) = stand_down.recv_timeout(limit) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
         });
         let mut guest = Self {
             name: config.name,
@@ -197,6 +201,7 @@ impl Guest {
             started: Instant::now(),
             limit,
             next_id: 0,
+            watchdog: Some(watchdog),
         };
         guest.wait_for_line(|l| l == "@@READY", Duration::from_secs(90), "the shell")?;
         Ok(guest)
@@ -357,6 +362,8 @@ impl Guest {
 
 impl Drop for Guest {
     fn drop(&mut self) {
+        // The watchdog first, so it cannot fire after the PID is reaped.
+        drop(self.watchdog.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.monitor);
