@@ -68,15 +68,13 @@ pub struct Guest {
     lines: Receiver<String>,
     console: Arc<Mutex<Vec<String>>>,
     monitor: PathBuf,
-    started: Instant,
-    limit: Duration,
     next_id: u64,
     /// Dropped with the guest: tells the watchdog to stand down.
     watchdog: Option<std::sync::mpsc::Sender<()>>,
 }
 
-/// Whether this machine's KVM boots a guest: a short probe, once per process. TCG is the
-/// default: on some machines `/dev/kvm` exists but guests hang in early boot.
+/// Whether to boot with KVM: only when asked (`TEMPORA_VM_KVM=1`). TCG is the default:
+/// on these machines `/dev/kvm` exists but KVM guests hang in early boot.
 fn kvm_works() -> bool {
     std::env::var("TEMPORA_VM_KVM").is_ok_and(|v| v == "1")
 }
@@ -198,8 +196,6 @@ impl Guest {
             lines,
             console,
             monitor,
-            started: Instant::now(),
-            limit,
             next_id: 0,
             watchdog: Some(watchdog),
         };
@@ -342,16 +338,6 @@ impl Guest {
             .filter(|l| !l.is_empty() && !l.contains(command) && !l.contains("(qemu)"))
             .collect::<Vec<_>>()
             .join("\n"))
-    }
-
-    /// How long the guest has run.
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    /// The time left before the watchdog kills it.
-    pub fn time_left(&self) -> Duration {
-        self.limit.saturating_sub(self.started.elapsed())
     }
 
     /// Everything the console printed so far.

@@ -26,7 +26,6 @@ pub struct Chronyd {
     child: Child,
     /// The port it serves on.
     pub port: u16,
-    dir: PathBuf,
 }
 
 impl Chronyd {
@@ -68,7 +67,7 @@ impl Chronyd {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| BenchError::io("chronyd", e))?;
-        let mut chronyd = Self { child, port, dir };
+        let mut chronyd = Self { child, port };
         // Serving once it answers (its stderr says why when it does not).
         for _ in 0..20 {
             std::thread::sleep(Duration::from_millis(200));
@@ -88,11 +87,6 @@ impl Chronyd {
             command: "chronyd".into(),
             detail: format!("does not answer on 127.0.0.1:{port}: {why}"),
         })
-    }
-
-    /// Where its files are.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 
