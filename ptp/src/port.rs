@@ -160,7 +160,8 @@ struct Pdelay {
 /// - `handle_*`, input, each with `now`: [`Self::handle_message`] (a datagram with its
 ///   receive timestamp), [`Self::handle_timeout`], [`Self::handle_transmit_timestamp`]
 ///   (when an event message [`Self::poll_transmit`] gave really left);
-/// - mutators: [`Self::fault`], [`Self::recover`], [`Self::clock_stepped`];
+/// - mutators: [`Self::fault`], [`Self::recover`], [`Self::clock_stepped`],
+///   [`Self::handle_action_refused`] (the clock said no), [`Self::set_steering`];
 /// - `poll_*`, output: [`Self::poll_transmit`], [`Self::poll_action`] (steps and
 ///   frequencies for the clock, in order), [`Self::poll_event`] (state changes, the master,
 ///   samples, the UTC offset) and [`Self::poll_timeout`].
@@ -192,6 +193,11 @@ pub struct PtpPort<S = PiServo, F = OffsetKalman> {
     responding: Option<(u16, PortIdentity)>,
     events: VecDeque<PortEvent>,
     actions: VecDeque<ClockAction>,
+    /// The frequency the clock was last given, ppb: where a fresh servo starts (for a new
+    /// master, or after a refused action), not the frequency it had at start.
+    clock_frequency_ppb: f64,
+    /// The one before it, taken back if the clock refuses the newer.
+    frequency_before_ppb: f64,
 }
 
 impl PtpPort {
@@ -230,6 +236,8 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
             responding: None,
             events: VecDeque::new(),
             actions: VecDeque::new(),
+            clock_frequency_ppb: config.frequency_ppb,
+            frequency_before_ppb: config.frequency_ppb,
         }
     }
 
@@ -507,6 +515,47 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
         self.core.clock_stepped();
     }
 
+    /// The clock refused `action` (the kernel said no): the port must not go on as if it
+    /// were done. The servo believed a step moved the clock and would steer the frequency
+    /// against an offset it thinks is gone; instead the measuring core starts again for the
+    /// same master (a fresh servo and filter, from the frequency the clock really has),
+    /// the port goes back to UNCALIBRATED, and the next samples ask for the step again.
+    /// Actions still queued behind the refused one assumed it and are dropped. Call it for
+    /// each refused action, in the order given; [`Self::set_steering`] usually follows a
+    /// refusal that will not change (no CAP_SYS_TIME).
+    pub fn handle_action_refused(&mut self, action: ClockAction) {
+        if let ClockAction::SetFrequency { ppm } = action {
+            if (ppm * 1000.0 - self.clock_frequency_ppb).abs() < 1e-6 {
+                self.clock_frequency_ppb = self.frequency_before_ppb;
+            }
+        }
+        self.actions.clear();
+        if self.parent.is_none() {
+            return;
+        }
+        self.core
+            .restart(self.sync_interval, self.clock_frequency_ppb);
+        if self.state == PortState::Slave {
+            self.set_state(PortState::Uncalibrated);
+        }
+        self.calibrating = 0;
+    }
+
+    /// Steers the clock (the default) or measures and reports only from now on: no
+    /// actions are given, and those still queued are dropped.
+    pub fn set_steering(&mut self, steering: bool) {
+        self.config.steering = steering;
+        self.core.set_steering(steering);
+        if !steering {
+            self.actions.clear();
+        }
+    }
+
+    /// Whether the port gives actions for the clock ([`Self::set_steering`]).
+    pub fn steering(&self) -> bool {
+        self.config.steering
+    }
+
     fn choose_master(&mut self, now: LocalInstant) {
         let best = self.foreign.best(now.as_nanos());
         let changed = best.map(|b| b.sender) != self.parent.map(|p| p.sender);
@@ -522,7 +571,7 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
             Some(_) => {
                 self.parent_announce = Some(now);
                 self.core
-                    .restart(self.sync_interval, self.config.frequency_ppb);
+                    .restart(self.sync_interval, self.clock_frequency_ppb);
                 self.calibrating = 0;
                 self.next_delay_req = Some(now);
                 self.set_state(PortState::Uncalibrated);
@@ -678,6 +727,8 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                             self.push_action(ClockAction::SetFrequency {
                                 ppm: sample.frequency_ppb / 1000.0,
                             });
+                            self.frequency_before_ppb = self.clock_frequency_ppb;
+                            self.clock_frequency_ppb = sample.frequency_ppb;
                         }
                         self.push_event(PortEvent::Sample(sample));
                         if self.state == PortState::Uncalibrated {
@@ -1038,6 +1089,16 @@ mod tests {
     /// Runs a port through a master 3 ms ahead (a step at lock, then frequencies) and
     /// returns the actions it asked for.
     fn actions_with(steering: bool) -> Vec<ClockAction> {
+        actions_refusing(steering, 8, |_| false)
+    }
+
+    /// The same for `syncs` Syncs, with the clock refusing the actions `refuse` picks
+    /// (told to the port, and not returned); the clock itself never moves.
+    fn actions_refusing(
+        steering: bool,
+        syncs: u16,
+        mut refuse: impl FnMut(&ClockAction) -> bool,
+    ) -> Vec<ClockAction> {
         let me = PortIdentity {
             clock_identity: ClockIdentity::from_mac([0x02, 0, 0, 0, 0, 9]),
             port_number: 1,
@@ -1056,8 +1117,9 @@ mod tests {
         let base: i128 = 1_700_000_000_000_000_000;
         let mut buf = [0u8; 128];
         let mut actions = Vec::new();
-        for seq in 1..=8u16 {
+        for seq in 1..=syncs {
             let t = 1.0 + f64::from(seq);
+            port.handle_message(&announce(good, 100, 2 + seq), 0, at(t));
             let t1 = base + (t * 1e9) as i128;
             let t2 = t1 + 50_000 - 3_000_000;
             port.handle_message(&sync(good, seq, t1), t2, at(t));
@@ -1069,9 +1131,53 @@ mod tests {
                 let t4 = t3 + 50_000 + 3_000_000;
                 port.handle_message(&delay_resp(good, me, req.sequence_id, t4), 0, at(t + 0.02));
             }
-            actions.extend(core::iter::from_fn(|| port.poll_action()));
+            while let Some(action) = port.poll_action() {
+                if refuse(&action) {
+                    port.handle_action_refused(action);
+                } else {
+                    actions.push(action);
+                }
+            }
         }
         actions
+    }
+
+    /// A step the clock refused (a kernel that said no, a step out of its range) is asked
+    /// for again: the servo no longer believes it moved the clock.
+    #[test]
+    fn a_refused_step_is_asked_for_again() {
+        let mut refused = 0;
+        let actions = actions_refusing(true, 12, |a| {
+            let step = matches!(a, ClockAction::Step { .. });
+            if step && refused == 0 {
+                refused += 1;
+                return true;
+            }
+            false
+        });
+        assert_eq!(refused, 1);
+        let step = actions.iter().find_map(|a| match a {
+            ClockAction::Step { offset } => Some(*offset),
+            _ => None,
+        });
+        assert!(
+            step.is_some_and(|s| (s - 0.003).abs() < 1e-6),
+            "a second step of the whole 3 ms: {actions:?}"
+        );
+    }
+
+    /// Told to stop steering, the port gives no more actions and drops those queued.
+    #[test]
+    fn a_port_told_to_stop_steering_gives_no_actions() {
+        let me = PortIdentity {
+            clock_identity: ClockIdentity::from_mac([0x02, 0, 0, 0, 0, 9]),
+            port_number: 1,
+        };
+        let mut port = PtpPort::new(me, PortConfig::default());
+        assert!(port.steering());
+        port.set_steering(false);
+        assert!(!port.steering());
+        assert!(port.poll_action().is_none());
     }
 
     #[test]

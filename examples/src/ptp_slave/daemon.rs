@@ -677,10 +677,19 @@ pub fn run(
         // The servo's steps and frequencies (none observe-only: the port is not steering).
         while let Some(action) = port.poll_action() {
             if let Err(e) = steered.clock().apply(&action) {
+                // Not done: the servo must not believe it was (a refused step is asked
+                // for again).
+                port.handle_action_refused(action);
                 // Once, not at the Sync rate: the kernel refuses every one the same way.
                 if !steering_refused {
                     eprintln!("ptp-slave: the clock refused {action:?}: {e}");
                     steering_refused = true;
+                }
+                if e.is_permission_denied() {
+                    // It will not change: measure and report only from now on.
+                    eprintln!("ptp-slave: no permission to steer: observe-only from now on");
+                    port.set_steering(false);
+                    update(&mut |s| s.steering = false);
                 }
                 update(&mut |s| s.last_error = Some(format!("{action:?}: {e}")));
             }
