@@ -207,6 +207,8 @@ fn build_daemons(target: &Path) -> Result<PathBuf, BenchError> {
             "-q",
             "-p",
             "tempora-examples",
+            "-p",
+            "tempora-vm-bench",
             "--bins",
         ])
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")))?;
@@ -275,7 +277,7 @@ impl Assets {
         w.symlink("bin/sh", "busybox");
         let mut libs = BTreeSet::new();
         let mut programs = Vec::new();
-        for name in ["ntp-client", "ntp-server", "ptp-slave"] {
+        for name in ["ntp-client", "ntp-server", "ptp-slave", "guest-clock"] {
             programs.push((release.join(name), format!("bin/{name}")));
         }
         for e in extras {

@@ -28,6 +28,14 @@ pub struct GuestConfig {
     pub time_limit: Duration,
     /// Memory, MiB.
     pub memory_mib: u32,
+    /// Tap devices (by name, on the host) attached as the guest's further NICs, `eth1`
+    /// on: see [`crate::TapLink`].
+    pub taps: Vec<String>,
+    /// Boot with KVM (`-accel kvm -cpu host`: the guest gets kvm-clock and so `ptp_kvm`'s
+    /// PHC) rather than TCG. Defaults to whether `TEMPORA_VM_KVM=1`.
+    pub kvm: bool,
+    /// How long the guest may take to reach its shell.
+    pub boot_timeout: Duration,
 }
 
 impl GuestConfig {
@@ -40,6 +48,9 @@ impl GuestConfig {
             snapshots: false,
             time_limit: Duration::from_secs(600),
             memory_mib: 256,
+            taps: Vec::new(),
+            kvm: kvm_asked(),
+            boot_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -75,7 +86,7 @@ pub struct Guest {
 
 /// Whether to boot with KVM: only when asked (`TEMPORA_VM_KVM=1`). TCG is the default:
 /// on these machines `/dev/kvm` exists but KVM guests hang in early boot.
-fn kvm_works() -> bool {
+fn kvm_asked() -> bool {
     std::env::var("TEMPORA_VM_KVM").is_ok_and(|v| v == "1")
 }
 
@@ -98,7 +109,7 @@ impl Guest {
             "-smp",
             "1",
         ])
-        .args(if kvm_works() {
+        .args(if config.kvm {
             ["-accel", "kvm", "-cpu", "host"]
         } else {
             ["-accel", "tcg", "-cpu", "max"]
@@ -120,6 +131,17 @@ impl Guest {
         ])
         .arg("-monitor")
         .arg(format!("unix:{},server=on,wait=off", monitor.display()));
+        for (i, tap) in config.taps.iter().enumerate() {
+            qemu.args([
+                "-netdev",
+                &format!("tap,id=t{i},ifname={tap},script=no,downscript=no"),
+                "-device",
+                &format!(
+                    "virtio-net-pci,netdev=t{i},mac=52:54:00:12:35:{:02x}",
+                    0x10 + i
+                ),
+            ]);
+        }
         if config.snapshots {
             let disk = assets.work.join(format!("{}.qcow2", config.name));
             let _ = std::fs::remove_file(&disk);
@@ -199,7 +221,7 @@ impl Guest {
             next_id: 0,
             watchdog: Some(watchdog),
         };
-        guest.wait_for_line(|l| l == "@@READY", Duration::from_secs(90), "the shell")?;
+        guest.wait_for_line(|l| l == "@@READY", config.boot_timeout, "the shell")?;
         Ok(guest)
     }
 

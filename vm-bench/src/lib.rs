@@ -9,6 +9,8 @@
 //!   console, bounded in time and killed by PID when dropped.
 //! - [`truth`]: the host measures a guest's clock from outside, by NTP queries to a server
 //!   in the guest, against its own clock.
+//! - [`TapLink`]: a guest's second network, a tap device in a network namespace the bench
+//!   makes, with a peer (ptp4l) on its other end.
 //! - [`Chronyd`]: the reference server on the host's loopback, which guests reach as
 //!   10.0.2.2 (QEMU's user-mode network: nothing leaves the machine).
 
@@ -16,10 +18,12 @@ mod assets;
 mod cpio;
 mod error;
 mod guest;
+mod link;
 mod peers;
 pub mod truth;
 
 pub use assets::{Assets, Extra};
 pub use error::BenchError;
 pub use guest::{Guest, GuestConfig, ShOutput};
-pub use peers::{Chronyd, free_udp_port};
+pub use link::TapLink;
+pub use peers::{Chronyd, free_udp_port, peer};

@@ -20,6 +20,20 @@ pub(crate) fn peers_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers/root")
 }
 
+/// A peer's program under the peers' root (`usr/sbin/ptp4l`, say), if fetched.
+pub fn peer(relative: &str) -> Result<PathBuf, BenchError> {
+    let path = peers_root().join(relative);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(BenchError::Missing {
+            what: "a peer",
+            path: path.display().to_string(),
+            hint: "run scripts/fetch-peers.sh",
+        })
+    }
+}
+
 /// chronyd serving this machine's clock on 127.0.0.1, never steering it (`-x`, and
 /// CAP_SYS_TIME dropped from its bounding set); stopped by PID when dropped.
 pub struct Chronyd {
