@@ -195,4 +195,41 @@ pub enum Error {
         /// The key ID in the packet.
         key_id: u32,
     },
+    /// An NTS-KE record runs past the bytes given (offsets count from the start of the
+    /// NTS-KE message, not of an NTP packet).
+    #[error("NTS-KE record at byte {offset} needs {needed} bytes, {available} are there")]
+    KeRecordTruncated {
+        /// Where the record starts.
+        offset: usize,
+        /// Bytes the record needs (its 4-byte header and the body length it declares).
+        needed: usize,
+        /// Bytes there from its start.
+        available: usize,
+    },
+    /// An NTS-KE record's body does not fit its type (RFC 8915 section 4.1).
+    #[error("NTS-KE record type {record_type} at byte {offset}: body of {len} bytes {problem}")]
+    KeRecordBody {
+        /// Where the record starts.
+        offset: usize,
+        /// Its type (critical bit cleared).
+        record_type: u16,
+        /// Its body length.
+        len: usize,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// An NTS-KE record's body is over 65,535 bytes, more than its length field holds.
+    #[error("NTS-KE record body of {len} bytes does not fit its 16-bit length")]
+    KeRecordTooLong {
+        /// The body's length.
+        len: usize,
+    },
+    /// The output buffer is too small for an NTS-KE record.
+    #[error("NTS-KE record needs {needed} bytes, the buffer has {available}")]
+    KeBufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes there.
+        available: usize,
+    },
 }

@@ -1,5 +1,5 @@
-//! NTPv4 on the wire: the packet of RFC 5905, extension fields (RFC 7822), the NTS fields of
-//! RFC 8915, legacy MACs (RFC 5905, RFC 8573), kiss-o'-death codes, and timestamps that
+//! NTPv4 on the wire: the packet of RFC 5905, extension fields (RFC 7822), the NTS fields and
+//! NTS-KE records of RFC 8915, legacy MACs (RFC 5905, RFC 8573), kiss-o'-death codes, and timestamps that
 //! stay right across the 2036 era wrap.
 //!
 //! `no_std`, no allocation on any parse or emit path, no panic on any input.
@@ -38,6 +38,7 @@ pub mod header;
 pub mod kiss;
 pub mod mac;
 pub mod nts;
+pub mod nts_ke;
 pub mod packet;
 pub mod time;
 
