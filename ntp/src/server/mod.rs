@@ -11,4 +11,4 @@ mod request;
 pub use access::{AccessAction, AccessList, AccessRule, Cidr, CidrError};
 pub use batch::send_all;
 pub use clients::{ClientTable, RateLimit, RateVerdict};
-pub use request::{Answer, Counters, DropReason, Request, ServerCore};
+pub use request::{Answer, Counters, DropReason, NtsServing, Request, ServerCore};

@@ -8,6 +8,10 @@ use tempora_ntp_proto::{
     ServerState, Version, kiss_of_death, server_response,
 };
 
+use crate::nts::{
+    COOKIES_PER_EXCHANGE, CookieKeys, NONCE_LEN, NtsRefusal, NtsRequest, read_nts_request,
+    write_nts_nak, write_nts_response,
+};
 use crate::server::access::{AccessAction, AccessList};
 use crate::server::clients::{ClientTable, RateVerdict};
 
@@ -31,11 +35,14 @@ pub enum DropReason {
     /// From UDP source port 0, which cannot be answered (RFC 768 reserves it; the kernel
     /// refuses to send there).
     SourcePortZero,
+    /// NTS fields that are malformed or incomplete (no cookie, no authenticator), or no
+    /// randomness for the answer's nonces.
+    NtsInvalid,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Malformed,
         Self::BadVersion,
         Self::Mode6,
@@ -44,6 +51,7 @@ impl DropReason {
         Self::Denied,
         Self::RateLimited,
         Self::SourcePortZero,
+        Self::NtsInvalid,
     ];
 
     /// The metrics label.
@@ -57,6 +65,7 @@ impl DropReason {
             Self::Denied => "denied",
             Self::RateLimited => "rate_limited",
             Self::SourcePortZero => "source_port_zero",
+            Self::NtsInvalid => "nts_invalid",
         }
     }
 
@@ -97,13 +106,18 @@ pub struct Counters {
     /// Of those, interleaved.
     pub interleaved: u64,
     /// Drops by [`DropReason`].
-    pub drops: [u64; 8],
+    pub drops: [u64; 9],
     /// Kisses sent: RATE, DENY.
     pub kod_rate: u64,
     /// DENY kisses.
     pub kod_deny: u64,
     /// Send failures.
     pub send_errors: u64,
+    /// NTS requests that authenticated (each answered with new cookies).
+    pub nts_responses: u64,
+    /// NTS NAKs sent: a cookie of a key no longer kept, or one that did not authenticate,
+    /// or a request whose authenticator failed.
+    pub nts_naks: u64,
 }
 
 impl Counters {
@@ -122,6 +136,8 @@ impl Counters {
         self.kod_rate += other.kod_rate;
         self.kod_deny += other.kod_deny;
         self.send_errors += other.send_errors;
+        self.nts_responses += other.nts_responses;
+        self.nts_naks += other.nts_naks;
     }
 
     /// Drops for one reason.
@@ -152,6 +168,18 @@ pub struct Request<'a> {
     pub now_ns: u64,
 }
 
+/// What a server needs to answer NTS requests (RFC 8915).
+pub struct NtsServing<'a> {
+    /// The master keys cookies are sealed with.
+    pub keys: &'a CookieKeys,
+    /// Fills a buffer with fresh randomness (the answer's nonces); `false` when there is
+    /// none to be had, and the request is then dropped.
+    pub random: &'a mut dyn FnMut(&mut [u8]) -> bool,
+    /// The server's clock now: the transmit timestamp. The authenticator covers the
+    /// header, so an NTS answer cannot have it written later, as plain answers do.
+    pub transmit: NtpTimestamp,
+}
+
 /// The server's request handling.
 #[derive(Clone, Debug, Default)]
 pub struct ServerCore {
@@ -162,13 +190,31 @@ pub struct ServerCore {
 }
 
 impl ServerCore {
-    /// Decides on one request; a reply is written to `out` (at least 64 bytes).
+    /// Decides on one request; a reply is written to `out` (at least 64 bytes). A request
+    /// with NTS fields is answered as plain NTP, which its client refuses: use
+    /// [`Self::handle_with_nts`] to serve NTS.
     pub fn handle(
         &self,
         request: &Request<'_>,
         state: &ServerState,
         clients: &mut ClientTable,
         counters: &mut Counters,
+        out: &mut [u8],
+    ) -> Answer {
+        self.handle_with_nts(request, state, clients, counters, None, out)
+    }
+
+    /// Decides on one request, serving NTS when `nts` is given: an authenticated
+    /// request gets an authenticated answer with fresh cookies, never longer than the
+    /// request; one whose cookie or authenticator does not check gets an NTS NAK; `out`
+    /// must then hold as much as the request.
+    pub fn handle_with_nts(
+        &self,
+        request: &Request<'_>,
+        state: &ServerState,
+        clients: &mut ClientTable,
+        counters: &mut Counters,
+        nts: Option<&mut NtsServing<'_>>,
         out: &mut [u8],
     ) -> Answer {
         counters.received += 1;
@@ -237,6 +283,30 @@ impl ServerCore {
                 return kiss(KissCode::Rate, counters, out);
             }
         }
+        if let Some(nts) = nts {
+            match read_nts_request(request.bytes, nts.keys) {
+                Ok(None) => {}
+                Ok(Some(authentic)) => {
+                    return Self::answer_nts(
+                        &header, state, request, &authentic, nts, counters, out,
+                    );
+                }
+                Err(NtsRefusal::Nak { uid, .. }) => {
+                    return match write_nts_nak(&header, &uid, request.bytes.len(), out) {
+                        Ok(len) => {
+                            counters.nts_naks += 1;
+                            Answer::Reply {
+                                len,
+                                stamp_transmit: false,
+                                want_tx_timestamp: false,
+                            }
+                        }
+                        Err(_) => counters.drop(DropReason::NtsInvalid),
+                    };
+                }
+                Err(NtsRefusal::Drop(_)) => return counters.drop(DropReason::NtsInvalid),
+            }
+        }
         let previous_tx = if self.interleaved {
             clients.interleaved_transmit(request.from, header.origin_timestamp)
         } else {
@@ -278,6 +348,53 @@ impl ServerCore {
             len,
             stamp_transmit: previous_tx.is_none(),
             want_tx_timestamp,
+        }
+    }
+}
+
+impl ServerCore {
+    /// The answer to an authenticated NTS request (basic mode: interleaved NTS is not
+    /// served).
+    fn answer_nts(
+        header: &tempora_ntp_proto::NtpHeader,
+        state: &ServerState,
+        request: &Request<'_>,
+        authentic: &NtsRequest,
+        nts: &mut NtsServing<'_>,
+        counters: &mut Counters,
+        out: &mut [u8],
+    ) -> Answer {
+        let Ok(response) = server_response(header, state, request.rx, nts.transmit) else {
+            return counters.drop(DropReason::Malformed);
+        };
+        let mut nonces = [0u8; NONCE_LEN * (1 + COOKIES_PER_EXCHANGE)];
+        if !(nts.random)(&mut nonces) {
+            return counters.drop(DropReason::NtsInvalid);
+        }
+        let mut chunks = nonces.chunks_exact(NONCE_LEN).map(|c| {
+            let mut n = [0u8; NONCE_LEN];
+            n.copy_from_slice(c);
+            n
+        });
+        let nonce = chunks.next().unwrap_or_default();
+        match write_nts_response(
+            &response,
+            authentic,
+            nts.keys,
+            nonce,
+            || chunks.next().unwrap_or_default(),
+            out,
+        ) {
+            Ok(len) => {
+                counters.responses += 1;
+                counters.nts_responses += 1;
+                Answer::Reply {
+                    len,
+                    stamp_transmit: false,
+                    want_tx_timestamp: false,
+                }
+            }
+            Err(_) => counters.drop(DropReason::Malformed),
         }
     }
 }
@@ -332,6 +449,132 @@ mod tests {
             Answer::Drop(_) => 0,
         };
         (a, out[..len].to_vec())
+    }
+
+    /// An NTS client's request through the whole request path: authenticated, answered
+    /// with fresh cookies no longer than the request, the transmit timestamp the one
+    /// given; a cookie of another server's key gets an NTS NAK; without NTS serving the
+    /// same request gets a plain answer its client refuses.
+    #[test]
+    fn nts_requests_are_authenticated_answered_or_naked() {
+        use crate::nts::{AeadAlgorithm, NtsClient, NtsError, NtsKeys};
+        let keys = CookieKeys::new(1, [7; 32]);
+        let assoc = NtsKeys::new(AeadAlgorithm::AesSivCmac256, &[1; 32], &[2; 32]).unwrap();
+        let cookies = (0..8u8).map(|i| keys.seal(&assoc, &[i; 16])).collect();
+        let mut client = NtsClient::new(assoc.clone(), cookies);
+        let header = client_request(Version::V4, 0x5eed);
+        let mut req = [0u8; 1024];
+        let n = client
+            .write_request(&header, [3; 32], [4; 16], &mut req)
+            .unwrap();
+        let core = ServerCore::default();
+        let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
+        let mut c = Counters::default();
+        let mut random = |b: &mut [u8]| {
+            b.fill(9);
+            true
+        };
+        fn ask(bytes: &[u8]) -> Request<'_> {
+            Request {
+                bytes,
+                truncated: false,
+                from: "192.0.2.1".parse().unwrap(),
+                from_port: 123,
+                rx: NtpTimestamp::from_bits(100),
+                now_ns: 1,
+            }
+        }
+        let request = ask(&req[..n]);
+        let mut out = [0u8; 1024];
+        let mut serving = NtsServing {
+            keys: &keys,
+            random: &mut random,
+            transmit: NtpTimestamp::from_bits(200),
+        };
+        let a = core.handle_with_nts(
+            &request,
+            &state(),
+            &mut clients,
+            &mut c,
+            Some(&mut serving),
+            &mut out,
+        );
+        let Answer::Reply {
+            len,
+            stamp_transmit,
+            ..
+        } = a
+        else {
+            panic!("{a:?}");
+        };
+        assert!(
+            !stamp_transmit,
+            "the authenticator covers the transmit timestamp"
+        );
+        assert!(len <= n);
+        let h = client.read_response(&out[..len]).unwrap();
+        assert_eq!(h.transmit_timestamp, NtpTimestamp::from_bits(200));
+        assert_eq!(h.receive_timestamp, NtpTimestamp::from_bits(100));
+        assert_eq!(client.cookies(), 8);
+        assert_eq!(c.nts_responses, 1);
+
+        // Another server's cookies: NAK, and the client knows to re-key.
+        let other = CookieKeys::new(2, [8; 32]);
+        let n = client
+            .write_request(&header, [5; 32], [6; 16], &mut req)
+            .unwrap();
+        let request = ask(&req[..n]);
+        let mut serving = NtsServing {
+            keys: &other,
+            random: &mut random,
+            transmit: NtpTimestamp::from_bits(200),
+        };
+        let a = core.handle_with_nts(
+            &request,
+            &state(),
+            &mut clients,
+            &mut c,
+            Some(&mut serving),
+            &mut out,
+        );
+        let Answer::Reply { len, .. } = a else {
+            panic!("{a:?}");
+        };
+        assert_eq!(client.read_response(&out[..len]), Err(NtsError::Nak));
+        assert_eq!(c.nts_naks, 1);
+
+        // A server without NTS answers plainly; the client refuses what is not its UID's.
+        let n = client
+            .write_request(&header, [6; 32], [7; 16], &mut req)
+            .unwrap();
+        let request = ask(&req[..n]);
+        let a = core.handle(&request, &state(), &mut clients, &mut c, &mut out);
+        let Answer::Reply { len, .. } = a else {
+            panic!("{a:?}");
+        };
+        assert!(client.read_response(&out[..len]).is_err());
+
+        // NTS fields without a cookie: dropped as invalid.
+        let mut b = tempora_ntp_proto::PacketBuilder::new(&mut req, &header).unwrap();
+        tempora_ntp_proto::NtsUniqueIdentifier(&[1; 32])
+            .write(&mut b)
+            .unwrap();
+        let n = b.finish().unwrap();
+        let request = ask(&req[..n]);
+        let mut serving = NtsServing {
+            keys: &keys,
+            random: &mut random,
+            transmit: NtpTimestamp::from_bits(200),
+        };
+        let a = core.handle_with_nts(
+            &request,
+            &state(),
+            &mut clients,
+            &mut c,
+            Some(&mut serving),
+            &mut out,
+        );
+        assert_eq!(a, Answer::Drop(DropReason::NtsInvalid));
     }
 
     #[test]
