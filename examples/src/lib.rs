@@ -8,6 +8,7 @@
 //! - [`ntp_server`]: `ntp-server`: batched multi-socket serving, its configuration and
 //!   metrics.
 //! - [`ptp_slave`]: `ptp-slave`: transports, clocks, phc2sys, configuration, metrics.
+//! - [`nts`]: NTS key exchange over TLS (rustls).
 //! - [`config`], [`http`], [`net`], [`prometheus`], [`random`], [`startup`]: what the
 //!   daemons share.
 
@@ -16,6 +17,7 @@ pub mod http;
 pub mod net;
 pub mod ntp_client;
 pub mod ntp_server;
+pub mod nts;
 pub mod prometheus;
 pub mod ptp_slave;
 pub mod random;

@@ -76,6 +76,7 @@ fn query_against_chronyd_on_loopback() {
         samples: 4,
         timeout: Duration::from_millis(500),
         interval: Duration::from_millis(100),
+        nts: None,
     };
     let host = format!("127.0.0.1:{port}");
     // chronyd needs a moment to bind: ask again, bounded, until it answers.
@@ -113,6 +114,7 @@ fn no_answer_is_a_clear_failure() {
         samples: 2,
         timeout: Duration::from_millis(200),
         interval: Duration::from_millis(10),
+        nts: None,
     };
     let report = query(&[format!("127.0.0.1:{port}")], &config);
     assert_eq!(report.offset, None);

@@ -2,7 +2,7 @@
 //! synchronisation.
 //!
 //! ```text
-//! ntp-client query [--json] [--samples N] [--timeout S] HOST[:PORT]...
+//! ntp-client query [--json] [--samples N] [--timeout S] [--nts [--ca-file F]] HOST[:PORT]...
 //! ntp-client run [--config FILE] [--observe] [--server HOST]... [--status-listen ADDR]
 //! ntp-client status [--json] [--address ADDR]
 //! ntp-client wait [--bound S] [--timeout S] [--address ADDR]
@@ -63,6 +63,13 @@ struct QueryArgs {
     /// Seconds to wait for each answer (more than 0, at most 60).
     #[arg(long, default_value_t = 1.0, value_parser = seconds_up_to_60)]
     timeout: f64,
+    /// Authenticate with NTS (RFC 8915): the hosts are NTS-KE servers (port 4460 unless
+    /// given); answers that do not authenticate are not used.
+    #[arg(long)]
+    nts: bool,
+    /// With --nts: a PEM file of CA certificates trusted besides the system's.
+    #[arg(long, value_name = "FILE", requires = "nts")]
+    ca_file: Option<std::path::PathBuf>,
     /// Servers, HOST or HOST:PORT.
     #[arg(required = true, value_name = "HOST[:PORT]")]
     hosts: Vec<String>,
@@ -144,9 +151,29 @@ fn main() -> ExitCode {
 }
 
 fn query_command(args: QueryArgs) -> ExitCode {
+    let nts = if args.nts {
+        let tls = tempora_examples::nts::client_roots(args.ca_file.as_deref()).and_then(|roots| {
+            tempora_examples::nts::client_tls(roots).map_err(|source| {
+                tempora_examples::nts::KeFailure::Tls {
+                    host: String::new(),
+                    source,
+                }
+            })
+        });
+        match tls {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("ntp-client: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let config = QueryConfig {
         samples: args.samples,
         timeout: Duration::from_secs_f64(args.timeout),
+        nts,
         ..QueryConfig::default()
     };
     let report = query(&args.hosts, &config);

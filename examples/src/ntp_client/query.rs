@@ -12,10 +12,14 @@ use tempora_ntp_proto::{
 };
 use tempora_sys_clock::{SystemClock, TimestampMode, TimestampedSocket};
 
+use tempora_ntp::nts::{AeadAlgorithm, NtsClient, UID_LEN};
+use tempora_ntp_proto::nts_ke::KE_PORT;
+
+use crate::nts::key_exchange;
 use crate::random::random_u64;
 
 /// How to query.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct QueryConfig {
     /// Requests per address.
     pub samples: u32,
@@ -23,6 +27,9 @@ pub struct QueryConfig {
     pub timeout: Duration,
     /// Pause between requests to one address (servers rate-limit bursts).
     pub interval: Duration,
+    /// Authenticate with NTS: hosts are NTS-KE servers (port 4460 unless given), this is
+    /// the TLS configuration to reach them with.
+    pub nts: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for QueryConfig {
@@ -31,6 +38,7 @@ impl Default for QueryConfig {
             samples: 4,
             timeout: Duration::from_secs(1),
             interval: Duration::from_millis(250),
+            nts: None,
         }
     }
 }
@@ -73,6 +81,9 @@ pub struct ServerReport {
     pub verdict: String,
     /// Whether it agreed with the majority.
     pub truechimer: bool,
+    /// NTS: the algorithm and the key exchange server, when the answers were
+    /// authenticated with it.
+    pub nts: Option<String>,
 }
 
 /// The whole result.
@@ -88,9 +99,21 @@ pub struct QueryReport {
     pub failure: Option<String>,
 }
 
-/// Queries one address.
-fn query_address(host: &str, address: SocketAddr, config: &QueryConfig) -> ServerReport {
-    let mut report = ServerReport {
+impl ServerReport {
+    /// The address asked, or the host as given when none was reached (a failed NTS key
+    /// exchange).
+    pub fn label(&self) -> String {
+        if self.address.port() == 0 {
+            self.host.clone()
+        } else {
+            self.address.to_string()
+        }
+    }
+}
+
+/// A report of an address with nothing from it yet.
+fn empty_report(host: &str, address: SocketAddr) -> ServerReport {
+    ServerReport {
         host: host.into(),
         address,
         stratum: 0,
@@ -103,7 +126,19 @@ fn query_address(host: &str, address: SocketAddr, config: &QueryConfig) -> Serve
         problem: None,
         verdict: String::new(),
         truechimer: false,
-    };
+        nts: None,
+    }
+}
+
+/// Queries one address, with NTS when `nts` is given (every answer then must
+/// authenticate, or it is not used).
+fn query_address(
+    host: &str,
+    address: SocketAddr,
+    config: &QueryConfig,
+    mut nts: Option<&mut NtsClient>,
+) -> ServerReport {
+    let mut report = empty_report(host, address);
     let bind: SocketAddr = if address.is_ipv4() {
         "0.0.0.0:0".parse().unwrap_or(address)
     } else {
@@ -126,9 +161,30 @@ fn query_address(host: &str, address: SocketAddr, config: &QueryConfig) -> Serve
             report.problem = Some("no randomness from the kernel for the request nonce".into());
             break;
         };
-        let request = client_request(Version::V4, random).to_bytes();
+        let header = client_request(Version::V4, random);
+        let mut request = [0u8; 1024];
+        let request_len = match nts.as_deref_mut() {
+            Some(client) => {
+                let (mut uid, mut nonce) = ([0u8; UID_LEN], [0u8; 16]);
+                if getrandom::fill(&mut uid).is_err() || getrandom::fill(&mut nonce).is_err() {
+                    report.problem = Some("no randomness from the kernel for NTS".into());
+                    break;
+                }
+                match client.write_request(&header, uid, nonce, &mut request) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        report.problem = Some(format!("NTS: {e}"));
+                        break;
+                    }
+                }
+            }
+            None => {
+                request[..48].copy_from_slice(&header.to_bytes());
+                48
+            }
+        };
         let before = clock.now_realtime().unwrap_or(0);
-        let Ok(id) = socket.send_to(&request, address) else {
+        let Ok(id) = socket.send_to(&request[..request_len], address) else {
             report.problem = Some("send failed".into());
             continue;
         };
@@ -158,11 +214,23 @@ fn query_address(host: &str, address: SocketAddr, config: &QueryConfig) -> Serve
         let t4 = received
             .timestamp
             .map_or_else(|| clock.now_realtime().unwrap_or(0), |t| t.nanos);
-        let Ok(packet) = NtpPacket::parse(&buf[..received.len]) else {
-            report.problem = Some("malformed answer".into());
-            continue;
+        let h = match nts.as_deref_mut() {
+            // Only what authenticates is read at all.
+            Some(client) => match client.read_response(&buf[..received.len]) {
+                Ok(h) => h,
+                Err(e) => {
+                    report.problem = Some(format!("NTS: {e}"));
+                    continue;
+                }
+            },
+            None => match NtpPacket::parse(&buf[..received.len]) {
+                Ok(packet) => packet.header,
+                Err(_) => {
+                    report.problem = Some("malformed answer".into());
+                    continue;
+                }
+            },
         };
-        let h = packet.header;
         report.stratum = h.stratum.0;
         report.reference_id = h.reference_id.interpret(h.stratum).to_string();
         report.leap = format!("{:?}", h.leap);
@@ -204,15 +272,63 @@ fn query_address(host: &str, address: SocketAddr, config: &QueryConfig) -> Serve
     report
 }
 
+/// An NTS key exchange with `host`, then a query of every address of the NTP server it
+/// named, authenticated. A failed exchange is one report saying why.
+fn query_nts_host(
+    host: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    config: &QueryConfig,
+) -> Vec<ServerReport> {
+    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+    let ke_timeout = config.timeout.max(Duration::from_secs(3));
+    let mut association = match key_exchange(host, tls, &AeadAlgorithm::ALL, ke_timeout) {
+        Ok(a) => a,
+        Err(e) => {
+            let mut r = empty_report(host, unknown);
+            r.problem = Some(e.to_string());
+            return vec![r];
+        }
+    };
+    let ntp = if association.ntp_host.contains(':') {
+        format!("[{}]:{}", association.ntp_host, association.ntp_port)
+    } else {
+        format!("{}:{}", association.ntp_host, association.ntp_port)
+    };
+    let addresses = match crate::net::resolve(&ntp) {
+        Ok(a) => a,
+        Err(e) => {
+            let mut r = empty_report(host, unknown);
+            r.problem = Some(e);
+            return vec![r];
+        }
+    };
+    let (ke_host, ke_port) = crate::net::split_host_port(host, KE_PORT);
+    addresses
+        .into_iter()
+        .map(|address| {
+            let mut r = query_address(host, address, config, Some(&mut association.client));
+            r.nts = Some(format!(
+                "{} from NTS-KE {ke_host}:{ke_port}",
+                association.algorithm
+            ));
+            r
+        })
+        .collect()
+}
+
 /// Queries every address of every host, then selects over them.
 pub fn query(hosts: &[String], config: &QueryConfig) -> QueryReport {
     let mut servers = Vec::new();
     let mut failures = Vec::new();
     for host in hosts {
+        if let Some(tls) = &config.nts {
+            servers.extend(query_nts_host(host, tls.clone(), config));
+            continue;
+        }
         match crate::net::resolve(host) {
             Ok(addrs) => {
                 for address in addrs {
-                    servers.push(query_address(host, address, config));
+                    servers.push(query_address(host, address, config, None));
                 }
             }
             Err(e) => failures.push(e),
@@ -271,7 +387,7 @@ pub fn query(hosts: &[String], config: &QueryConfig) -> QueryReport {
                     .map(|s| {
                         format!(
                             "{}: {}",
-                            s.address,
+                            s.label(),
                             s.problem
                                 .clone()
                                 .unwrap_or_else(|| "no usable answer".into())
@@ -310,11 +426,14 @@ pub fn render(report: &QueryReport) -> String {
                 format!("{:.6} s", b.dispersion),
             )
         });
-        let verdict = s.problem.clone().unwrap_or_else(|| s.verdict.clone());
+        let mut verdict = s.problem.clone().unwrap_or_else(|| s.verdict.clone());
+        if let (Some(nts), None) = (&s.nts, &s.problem) {
+            verdict = format!("{verdict}, authenticated ({nts})");
+        }
         let _ = writeln!(
             out,
             "{:<28} {:>3} {:<15} {:<14} {:>14} {:>12} {:>12}  {}",
-            s.address.to_string(),
+            s.label(),
             s.stratum,
             s.reference_id,
             s.leap,
