@@ -74,6 +74,63 @@ pub struct AccessConfig {
     pub rule: Vec<AccessRuleConfig>,
 }
 
+/// Network Time Security (RFC 8915): the key exchange server and the cookies.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NtsConfig {
+    /// The server's certificate chain, PEM.
+    pub certificate: String,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: String,
+    /// Addresses of the NTS-KE server (TLS): `[::]:4460` takes IPv4 too where the
+    /// system allows; `0.0.0.0:4460` where it has no IPv6.
+    #[serde(default = "default_ke_listen")]
+    pub ke_listen: Vec<SocketAddr>,
+    /// Seconds between master key rotations; 0 never rotates (a fleet member that takes
+    /// its keys from a file another server rotates: the file is read again when it
+    /// changes).
+    #[serde(default = "default_key_rotation")]
+    pub key_rotation: u64,
+    /// Old master keys kept after a rotation, so that cookies clients hold still open
+    /// (with daily rotation, 7 keeps them a week).
+    #[serde(default = "default_old_keys")]
+    pub old_keys: usize,
+    /// A file for the master keys (written 0600): cookies survive a restart, and several
+    /// servers behind one name can share it. Without one, keys live in memory only.
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// The NTP server to name in key exchange answers, when not this host.
+    #[serde(default)]
+    pub ntp_server: Option<String>,
+    /// The NTP port to name, when not 123 (by default the first `listen` address's port,
+    /// if that is not 123).
+    #[serde(default)]
+    pub ntp_port: Option<u16>,
+    /// Key exchange connections served at once; more are closed at once.
+    #[serde(default = "default_ke_connections")]
+    pub max_connections: usize,
+    /// Seconds a key exchange connection may take, whole (a slow or silent client is
+    /// dropped).
+    #[serde(default = "default_ke_timeout")]
+    pub ke_timeout: f64,
+}
+
+fn default_ke_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([0u16; 8], 4460))]
+}
+fn default_key_rotation() -> u64 {
+    86_400
+}
+fn default_old_keys() -> usize {
+    7
+}
+fn default_ke_connections() -> usize {
+    64
+}
+fn default_ke_timeout() -> f64 {
+    2.0
+}
+
 /// The whole server configuration.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -96,6 +153,8 @@ pub struct ServerConfig {
     pub access: AccessConfig,
     /// Per-client rate limiting.
     pub rate_limit: RateLimit,
+    /// NTS, when configured.
+    pub nts: Option<NtsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -117,6 +176,7 @@ impl Default for ServerConfig {
             source: TimeSource::default(),
             access: AccessConfig::default(),
             rate_limit: RateLimit::default(),
+            nts: None,
         }
     }
 }
@@ -164,6 +224,44 @@ impl ConfigFile for ServerConfig {
             return Err(invalid("rate_limit.table_size", "must be 4 to 1048576"));
         }
         self.access_list()?;
+        if let Some(nts) = &self.nts {
+            if nts.ke_listen.is_empty() {
+                return Err(invalid("nts.ke_listen", "at least one address is needed"));
+            }
+            if !(1..=4096).contains(&nts.max_connections) {
+                return Err(invalid("nts.max_connections", "must be 1-4096"));
+            }
+            if !(nts.ke_timeout > 0.0 && nts.ke_timeout <= 60.0) {
+                return Err(invalid(
+                    "nts.ke_timeout",
+                    "must be more than 0 and at most 60 s",
+                ));
+            }
+            if nts.old_keys > 1000 {
+                return Err(invalid("nts.old_keys", "at most 1000"));
+            }
+            if nts.key_rotation == 0 && nts.key_file.is_none() {
+                return Err(invalid(
+                    "nts.key_rotation",
+                    "0 (never rotate) needs a key_file that another server rotates",
+                ));
+            }
+            if nts
+                .ntp_server
+                .as_ref()
+                .is_some_and(|s| s.is_empty() || !s.is_ascii() || s.len() > 255)
+            {
+                return Err(invalid("nts.ntp_server", "1-255 ASCII characters"));
+            }
+            for (key, path) in [
+                ("nts.certificate", &nts.certificate),
+                ("nts.private_key", &nts.private_key),
+            ] {
+                if !std::path::Path::new(path).is_file() {
+                    return Err(invalid(key, format!("{path}: no such file")));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -281,6 +379,23 @@ mod tests {
                 "maybe",
             ),
             ("log_level = \"loud\"", "log_level"),
+            (
+                "[nts]\ncertificate = \"/nonexistent.pem\"\nprivate_key = \"/k\"",
+                "nts.certificate",
+            ),
+            (
+                "[nts]\ncertificate = \"/etc/hostname\"\nprivate_key = \"/k\"",
+                "nts.private_key",
+            ),
+            (
+                "[nts]\ncertificate = \"c\"\nprivate_key = \"k\"\nkey_rotation = 0",
+                "nts.key_rotation",
+            ),
+            (
+                "[nts]\ncertificate = \"c\"\nprivate_key = \"k\"\nke_timeout = 0",
+                "nts.ke_timeout",
+            ),
+            ("[nts]\ncertificate = \"c\"", "private_key"),
         ];
         for (text, key) in cases {
             let e = ServerConfig::from_toml(text).unwrap_err().to_string();

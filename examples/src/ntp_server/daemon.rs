@@ -18,7 +18,7 @@ use tempora_sys_clock::{
 };
 
 use tempora_ntp::server::{
-    Answer, ClientTable, Counters, DropReason, Request, ServerCore, send_all,
+    Answer, ClientTable, Counters, DropReason, NtsServing, Request, ServerCore, send_all,
 };
 
 use super::config::{ServerConfig, TimeSource};
@@ -58,6 +58,9 @@ pub enum ServerError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    /// NTS could not be set up.
+    #[error(transparent)]
+    Nts(#[from] crate::nts::NtsSetupError),
 }
 
 /// A running server.
@@ -66,6 +69,7 @@ pub struct NtpServer {
     addresses: Vec<SocketAddr>,
     threads: Vec<JoinHandle<()>>,
     status: Option<crate::http::StatusServer>,
+    ke_addresses: Vec<SocketAddr>,
 }
 
 fn realtime_nanos() -> i128 {
@@ -154,6 +158,25 @@ impl NtpServer {
                 format!("upstream {}", names.join(", "))
             }
         };
+        // NTS: credentials and keys before anything is bound, so a bad file stops the start.
+        let nts = match &config.nts {
+            Some(n) => {
+                let tls = crate::nts::server_tls(
+                    std::path::Path::new(&n.certificate),
+                    std::path::Path::new(&n.private_key),
+                )?;
+                let keys = crate::nts::load_or_make_keys(
+                    n.key_file.as_deref().map(std::path::Path::new),
+                    n.old_keys,
+                )?;
+                let state = Arc::new(crate::nts::NtsServerState {
+                    keys: std::sync::RwLock::new(keys),
+                    ke: Mutex::new(crate::nts::KeCounts::default()),
+                });
+                Some((tls, state, n.clone()))
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             state: Mutex::new(state_now(&config.source, upstream.as_deref())),
             clients: Mutex::new(ClientTable::new(
@@ -165,6 +188,7 @@ impl NtpServer {
             started: Instant::now(),
             source_description,
             upstream,
+            nts: nts.as_ref().map(|(_, state, _)| state.clone()),
         });
         let core = ServerCore {
             access,
@@ -200,16 +224,74 @@ impl NtpServer {
                     .map_err(ServerError::Thread)?,
             );
         }
+        let mut ke_addresses = Vec::new();
+        if let Some((tls, state, n)) = &nts {
+            let options = crate::nts::KeServerOptions {
+                ntp_server: n.ntp_server.clone(),
+                ntp_port: n.ntp_port.or_else(|| {
+                    addresses
+                        .first()
+                        .map(SocketAddr::port)
+                        .filter(|p| *p != 123)
+                }),
+                max_connections: n.max_connections,
+                timeout: Duration::from_secs_f64(n.ke_timeout),
+            };
+            for &address in &n.ke_listen {
+                let listener = match std::net::TcpListener::bind(address) {
+                    Ok(l) => l,
+                    // `[::]` on a system without IPv6: IPv4 alone.
+                    Err(_) if address.ip() == IpAddr::from([0u16; 8]) => {
+                        let v4 = SocketAddr::from(([0, 0, 0, 0], address.port()));
+                        std::net::TcpListener::bind(v4)
+                            .map_err(|source| crate::nts::NtsSetupError::Bind { address, source })?
+                    }
+                    Err(source) => {
+                        return Err(crate::nts::NtsSetupError::Bind { address, source }.into());
+                    }
+                };
+                ke_addresses.push(listener.local_addr().unwrap_or(address));
+                let (tls, state, options, shared) =
+                    (tls.clone(), state.clone(), options.clone(), shared.clone());
+                threads.push(
+                    std::thread::Builder::new()
+                        .name("nts-ke-accept".into())
+                        .spawn(move || {
+                            crate::nts::serve_key_exchange(listener, tls, state, options, || {
+                                shared.stop.load(Ordering::Relaxed)
+                            });
+                        })
+                        .map_err(ServerError::Thread)?,
+                );
+            }
+            tracing::info!(
+                "NTS: key exchange on {ke_addresses:?}, master key {} ({} kept)",
+                lock_read(&state.keys).current_id(),
+                lock_read(&state.keys).ids().count()
+            );
+        }
         {
             let shared = shared.clone();
             let source = config.source.clone();
+            let rotation = config.nts.as_ref().map(|n| {
+                (
+                    n.key_rotation,
+                    n.key_file.clone().map(std::path::PathBuf::from),
+                    n.old_keys,
+                )
+            });
             threads.push(
                 std::thread::Builder::new()
                     .name("ntp-state".into())
                     .spawn(move || {
+                        let mut keys =
+                            rotation.map(|(every, file, old)| KeyRotation::new(every, file, old));
                         while !shared.stop.load(Ordering::Relaxed) {
                             let state = state_now(&source, shared.upstream.as_deref());
                             *lock(&shared.state) = state;
+                            if let (Some(k), Some(nts)) = (&mut keys, &shared.nts) {
+                                k.tick(nts);
+                            }
                             std::thread::sleep(Duration::from_millis(250));
                         }
                     })
@@ -233,7 +315,13 @@ impl NtpServer {
             addresses,
             threads,
             status,
+            ke_addresses,
         })
+    }
+
+    /// The NTS-KE addresses served (ports filled in where 0 was asked).
+    pub fn ke_addrs(&self) -> &[SocketAddr] {
+        &self.ke_addresses
     }
 
     /// The addresses served (ports filled in where 0 was asked).
@@ -292,6 +380,75 @@ impl Drop for NtpServer {
     }
 }
 
+fn lock_read<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Rotates the NTS master keys on schedule (writing the key file), or, when this server
+/// never rotates, reads the key file again whenever another server changed it.
+struct KeyRotation {
+    every: Duration,
+    file: Option<std::path::PathBuf>,
+    old_keys: usize,
+    last: Instant,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl KeyRotation {
+    fn new(every: u64, file: Option<std::path::PathBuf>, old_keys: usize) -> Self {
+        let modified = file
+            .as_ref()
+            .and_then(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok());
+        Self {
+            every: Duration::from_secs(every),
+            file,
+            old_keys,
+            last: Instant::now(),
+            modified,
+        }
+    }
+
+    fn tick(&mut self, nts: &crate::nts::NtsServerState) {
+        if self.every.is_zero() {
+            let Some(file) = &self.file else { return };
+            let modified = std::fs::metadata(file).and_then(|m| m.modified()).ok();
+            if modified.is_some() && modified != self.modified {
+                match crate::nts::read_key_file(file, self.old_keys) {
+                    Ok(keys) => {
+                        tracing::info!("NTS: master keys read again from {}", file.display());
+                        *nts.keys
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+                        self.modified = modified;
+                    }
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            }
+            return;
+        }
+        if self.last.elapsed() < self.every {
+            return;
+        }
+        self.last = Instant::now();
+        let Ok(key) = crate::nts::new_master_key() else {
+            tracing::error!("NTS: no randomness for a new master key; the old one stays");
+            return;
+        };
+        let mut keys = nts
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let id = keys.current_id().wrapping_add(1);
+        keys.rotate(id, key);
+        tracing::info!("NTS: master key rotated to {id}");
+        if let Some(file) = &self.file {
+            if let Err(e) = crate::nts::write_key_file(file, &keys) {
+                tracing::error!("{e}");
+            }
+        }
+    }
+}
+
 /// Pending transmit timestamps of one socket: OPT_ID -> (client, receive timestamp).
 const PENDING: usize = 256;
 
@@ -299,7 +456,8 @@ const PENDING: usize = 256;
 fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
     let mut bufs = vec![[0u8; 1024]; MAX_BATCH];
     let mut meta = [RecvMeta::default(); MAX_BATCH];
-    let mut out = vec![[0u8; 64]; MAX_BATCH];
+    // As long as a request may be: an NTS answer is as long as its request.
+    let mut out = vec![[0u8; 1024]; MAX_BATCH];
     let mut answers = [Answer::Drop(DropReason::Malformed); MAX_BATCH];
     let mut ids = [None; MAX_BATCH];
     let mut pending: Vec<Option<(u32, IpAddr, NtpTimestamp)>> = vec![None; PENDING];
@@ -332,6 +490,8 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
             let now_ns = shared.started.elapsed().as_nanos() as u64;
             {
                 let mut clients = lock(&shared.clients);
+                let nts_keys = shared.nts.as_ref().map(|n| lock_read(&n.keys));
+                let mut random = |b: &mut [u8]| getrandom::fill(b).is_ok();
                 for i in 0..n {
                     let m = meta[i];
                     let Some(from) = m.from else {
@@ -341,7 +501,12 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
                     rxs[i] = NtpTimestamp::from_unix_nanos(
                         m.timestamp.map_or_else(realtime_nanos, |t| t.nanos),
                     );
-                    answers[i] = core.handle(
+                    let mut serving = nts_keys.as_deref().map(|keys| NtsServing {
+                        keys,
+                        random: &mut random,
+                        transmit: NtpTimestamp::from_unix_nanos(realtime_nanos()),
+                    });
+                    answers[i] = core.handle_with_nts(
                         &Request {
                             bytes: &bufs[i][..m.len.min(1024)],
                             truncated: m.truncated,
@@ -353,6 +518,7 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
                         &state,
                         &mut clients,
                         &mut counters,
+                        serving.as_mut(),
                         &mut out[i],
                     );
                 }

@@ -154,6 +154,49 @@ fn prometheus(shared: &Shared) -> String {
         "Seconds since start.",
         &[(String::new(), shared.started.elapsed().as_secs_f64())],
     );
+    if let Some(nts) = &shared.nts {
+        let ke = *nts.ke.lock().unwrap_or_else(PoisonError::into_inner);
+        metric(
+            "nts_ke_total",
+            "counter",
+            "NTS key exchanges, by how they ended.",
+            &ke.by_result()
+                .iter()
+                .map(|(r, n)| (format!("{{result=\"{r}\"}}"), *n as f64))
+                .collect::<Vec<_>>(),
+        );
+        metric(
+            "nts_cookies_issued_total",
+            "counter",
+            "Cookies given in key exchanges.",
+            &plain(ke.cookies),
+        );
+        metric(
+            "nts_responses_total",
+            "counter",
+            "NTS requests that authenticated, answered with new cookies.",
+            &plain(c.nts_responses),
+        );
+        metric(
+            "nts_naks_total",
+            "counter",
+            "NTS NAKs sent (a cookie of a key no longer kept, or forged; an authenticator that failed).",
+            &plain(c.nts_naks),
+        );
+        metric(
+            "nts_invalid_total",
+            "counter",
+            "Requests with NTS fields malformed or incomplete, dropped.",
+            &plain(c.dropped(DropReason::NtsInvalid)),
+        );
+        let keys = nts.keys.read().unwrap_or_else(PoisonError::into_inner);
+        metric(
+            "nts_master_keys",
+            "gauge",
+            "NTS master keys kept (the current one and old ones).",
+            &plain(keys.ids().count() as u64),
+        );
+    }
     o
 }
 
@@ -186,5 +229,23 @@ pub(crate) fn status_json(shared: &Shared) -> serde_json::Value {
         "drops": drops,
         "kod_sent": { "RATE": c.kod_rate, "DENY": c.kod_deny },
         "upstream": shared.upstream.as_ref().map(|u| u.status_json()),
+        "nts": shared.nts.as_ref().map(|n| {
+            let ke = *n.ke.lock().unwrap_or_else(PoisonError::into_inner);
+            let keys = n.keys.read().unwrap_or_else(PoisonError::into_inner);
+            let by_result: serde_json::Map<String, serde_json::Value> = ke
+                .by_result()
+                .iter()
+                .map(|(r, c)| ((*r).to_string(), (*c).into()))
+                .collect();
+            serde_json::json!({
+                "key_exchanges": by_result,
+                "cookies_issued": ke.cookies,
+                "responses": c.nts_responses,
+                "naks": c.nts_naks,
+                "invalid": c.dropped(DropReason::NtsInvalid),
+                "master_key": keys.current_id(),
+                "master_keys_kept": keys.ids().count(),
+            })
+        }),
     })
 }

@@ -6,5 +6,5 @@ mod daemon;
 mod metrics;
 mod state;
 
-pub use config::{AccessConfig, AccessRuleConfig, ServerConfig, TimeSource};
+pub use config::{AccessConfig, AccessRuleConfig, NtsConfig, ServerConfig, TimeSource};
 pub use daemon::{NtpServer, ServerError};

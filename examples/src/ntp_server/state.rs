@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) source_description: String,
     pub(crate) upstream: Option<Arc<ClientRuntime>>,
+    /// NTS: the master keys and the key exchange counts, when configured.
+    pub(crate) nts: Option<Arc<crate::nts::NtsServerState>>,
 }
 
 /// The guarded value, even if a thread panicked holding it (the counters stay usable).
