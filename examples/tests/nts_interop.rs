@@ -505,3 +505,89 @@ fn bad_key_exchanges_are_refused_with_errors_and_counted() {
             .success()
     );
 }
+
+/// `ntp-client run` (observe-only, without CAP_SYS_TIME) with three NTS sources:
+/// chronyd's NTS server, ours, and a TLS server that is no NTS-KE server. The first two
+/// authenticate and are used; the third never gets cookies, says why in `status`, and is
+/// never selected.
+#[test]
+fn the_client_daemon_uses_only_authenticated_nts_sources() {
+    let dir = scratch("nts-daemon");
+    let pki = pki(&dir);
+    let (ntp_port, ke_port) = (free_udp_port(), free_tcp_port());
+    let Some(_chronyd) = chronyd_nts("nts-daemon-chronyd", &pki, ntp_port, ke_port) else {
+        return;
+    };
+    let ours = our_nts_server(&pki, |_| {});
+    let bogus_port = free_tcp_port();
+    let _bogus = Killed(
+        Command::new("openssl")
+            .args([
+                "s_server", "-quiet", "-tls1_3", "-alpn", "http/1.1", "-accept",
+            ])
+            .arg(bogus_port.to_string())
+            .arg("-cert")
+            .arg(&pki.cert)
+            .arg("-key")
+            .arg(&pki.key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let status_port = free_tcp_port();
+    let config = dir.join("client.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "min_poll = 0\nmax_poll = 0\nnts_ca_file = \"{}\"\nstatus_listen = \"127.0.0.1:{status_port}\"\n\
+             [[server]]\naddress = \"127.0.0.1:{ke_port}\"\nnts = true\n\
+             [[server]]\naddress = \"{}\"\nnts = true\n\
+             [[server]]\naddress = \"127.0.0.1:{bogus_port}\"\nnts = true\n",
+            pki.ca.display(),
+            ours.ke_addrs()[0]
+        ),
+    )
+    .unwrap();
+    let _client = Killed(
+        Command::new("setpriv")
+            .args(["--bounding-set=-sys_time", "--"])
+            .arg(env!("CARGO_BIN_EXE_ntp-client"))
+            .args(["run", "--observe", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let address = format!("127.0.0.1:{status_port}").parse().unwrap();
+    let status = wait_for(Duration::from_secs(30), || {
+        let body = tempora_examples::http::get(address, "/status").ok()?;
+        let s: tempora_examples::ntp_client::ClientStatus = serde_json::from_str(&body).ok()?;
+        let authenticated = s
+            .sources
+            .iter()
+            .filter(|r| r.reach == 0o377 && r.nts.as_ref().is_some_and(|n| n.cookies >= 7))
+            .count();
+        (s.tracking.synchronised && authenticated == 2).then_some(s)
+    })
+    .expect("two authenticated NTS sources at reach 377 within 30 s");
+    let table = tempora_examples::ntp_client::render_status(&status);
+    eprintln!("{table}");
+    let bogus = &status.sources[2];
+    let nts = bogus.nts.as_ref().unwrap();
+    assert_eq!(nts.cookies, 0, "{table}");
+    assert!(
+        nts.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("ALPN") || e.contains("NoApplicationProtocol")),
+        "{table}"
+    );
+    assert!(!matches!(bogus.mark, '*' | '+'), "{table}");
+    assert!(
+        table.contains("NTS, 8 cookies") || table.contains("NTS, 7 cookies"),
+        "{table}"
+    );
+    assert!(status.tracking.system_offset.abs() < 1e-3, "{table}");
+}

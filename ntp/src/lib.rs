@@ -97,7 +97,10 @@ mod source;
 mod system;
 
 pub use refclock::{RefclockConfig, RefclockSource};
-pub use source::{Estimator, NtpSource, REQUEST_LEN, ResponseOutcome, SourceConfig};
+pub use source::{
+    Estimator, MAX_REQUEST_LEN, NtpSource, NtsRandomness, REQUEST_LEN, ResponseOutcome,
+    SourceConfig,
+};
 pub use system::{
     DisciplineKind, NtpSystem, StepQuorum, SystemConfig, SystemError, SystemEvent, Transmit,
 };

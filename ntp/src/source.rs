@@ -2,8 +2,16 @@
 //! answer. Sans-IO: the caller passes the local clock's reading, a monotonic instant and
 //! randomness, and carries the bytes.
 
-/// Bytes of a client request (an NTPv4 header, no extension fields).
+/// Bytes of a plain client request (an NTPv4 header, no extension fields).
 pub const REQUEST_LEN: usize = 48;
+
+/// The longest request a source makes: an NTS request with a cookie and seven
+/// placeholders of AES-SIV-CMAC-512 cookies (1,500 bytes). A buffer this long takes any.
+pub const MAX_REQUEST_LEN: usize = 2048;
+
+use alloc::vec::Vec;
+
+use crate::nts::{NtsClient, NtsError, UID_LEN};
 
 use tempora_clock_filter::{
     Candidate, ClockFilter, Measurement, PHI, ReachRegister, RegressionConfig, RegressionFilter,
@@ -50,6 +58,9 @@ pub struct SourceConfig {
     /// a standard error): a drift file applied at start leaves a residual near zero.
     /// `None` when nothing is known.
     pub frequency_error: Option<f64>,
+    /// Authenticate with NTS: nothing is sent without an association
+    /// ([`NtpSource::set_nts`]), and only answers that authenticate are used.
+    pub nts: bool,
 }
 
 impl Default for SourceConfig {
@@ -61,6 +72,7 @@ impl Default for SourceConfig {
             estimator: Estimator::Regression,
             precision: 1e-7,
             frequency_error: None,
+            nts: false,
         }
     }
 }
@@ -76,6 +88,19 @@ pub enum ResponseOutcome {
     Rejected(Rejection),
     /// Not an NTP packet, or nothing was in flight.
     Ignored,
+    /// An NTS source's answer that does not authenticate (forged, damaged, or for
+    /// another request): not used, and the request stays in flight.
+    Unauthenticated,
+}
+
+/// The fresh randomness an NTS request needs besides its transmit-timestamp nonce: its
+/// Unique Identifier and its AEAD nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NtsRandomness {
+    /// The Unique Identifier.
+    pub uid: [u8; UID_LEN],
+    /// The AEAD nonce.
+    pub nonce: [u8; crate::nts::NONCE_LEN],
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -118,7 +143,11 @@ pub struct NtpSource {
     stopped: Option<KissCode>,
     mark: SelectionMark,
     /// The request [`Self::handle_timeout`] made, until [`Self::poll_transmit`] takes it.
-    outgoing: Option<[u8; REQUEST_LEN]>,
+    outgoing: Option<Vec<u8>>,
+    /// The NTS association, for an NTS source that has one.
+    nts: Option<NtsClient>,
+    /// Answers that did not authenticate.
+    unauthenticated: u64,
     /// What the last answer came to, until [`Self::poll_event`] takes it.
     outcome: Option<ResponseOutcome>,
 }
@@ -157,7 +186,33 @@ impl NtpSource {
             mark: SelectionMark::Unreachable,
             outgoing: None,
             outcome: None,
+            nts: None,
+            unauthenticated: 0,
         }
+    }
+
+    /// Installs an NTS association from a key exchange (its keys and cookies); the next
+    /// polls are authenticated with it.
+    pub fn set_nts(&mut self, client: NtsClient) {
+        self.nts = Some(client);
+    }
+
+    /// Whether this NTS source needs a (new) key exchange: none yet, cookies used up, or
+    /// the server said NTS NAK. Always false for a plain source.
+    pub fn needs_key_exchange(&self) -> bool {
+        self.config.nts && self.nts.as_ref().is_none_or(NtsClient::needs_key_exchange)
+    }
+
+    /// NTS cookies held (`None` for a plain source).
+    pub fn nts_cookies(&self) -> Option<usize> {
+        self.config
+            .nts
+            .then(|| self.nts.as_ref().map_or(0, NtsClient::cookies))
+    }
+
+    /// Answers that did not authenticate, so far.
+    pub fn unauthenticated(&self) -> u64 {
+        self.unauthenticated
     }
 
     /// Its settings.
@@ -212,6 +267,18 @@ impl NtpSource {
     /// cryptographic source, or an off-path attacker can forge answers). The request is
     /// then given by [`Self::poll_transmit`]. Returns whether one was made.
     pub fn handle_timeout(&mut self, now: LocalInstant, local: NtpTimestamp, random: u64) -> bool {
+        self.handle_timeout_nts(now, local, random, None)
+    }
+
+    /// [`Self::handle_timeout`] for an NTS source, with the randomness its request needs
+    /// (without it, or without an association, the poll passes and nothing is sent).
+    pub fn handle_timeout_nts(
+        &mut self,
+        now: LocalInstant,
+        local: NtpTimestamp,
+        random: u64,
+        nts_random: Option<NtsRandomness>,
+    ) -> bool {
         if self.stopped.is_some() || now < self.next_poll {
             return false;
         }
@@ -238,17 +305,39 @@ impl NtpSource {
             poll_seconds(self.poll)
         };
         self.next_poll = now.add_seconds(interval);
-        self.outgoing = Some(client_request(Version::V4, transmit.to_bits()).to_bytes());
-        true
+        let header = client_request(Version::V4, transmit.to_bits());
+        if !self.config.nts {
+            self.outgoing = Some(header.to_bytes().to_vec());
+            return true;
+        }
+        let mut buf = [0u8; MAX_REQUEST_LEN];
+        let written = match (&mut self.nts, nts_random) {
+            (Some(client), Some(r)) if !client.needs_key_exchange() => {
+                client.write_request(&header, r.uid, r.nonce, &mut buf).ok()
+            }
+            _ => None,
+        };
+        match written {
+            Some(len) => {
+                self.outgoing = Some(buf[..len].to_vec());
+                true
+            }
+            None => {
+                // The poll passes unsent: the reach register shows it.
+                self.pending = None;
+                false
+            }
+        }
     }
 
     /// The request to send, written into `buf`; its length. A buffer shorter than
     /// [`REQUEST_LEN`] gets nothing and the request stays queued.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let out = buf.get_mut(..REQUEST_LEN)?;
+        let len = self.outgoing.as_ref()?.len();
+        let out = buf.get_mut(..len)?;
         out.copy_from_slice(&self.outgoing.take()?);
-        Some(REQUEST_LEN)
+        Some(len)
     }
 
     /// What the last answer came to, once per answer.
@@ -272,13 +361,32 @@ impl NtpSource {
     }
 
     fn response(&mut self, bytes: &[u8], t4: NtpTimestamp, now: LocalInstant) -> ResponseOutcome {
-        let Ok(packet) = NtpPacket::parse(bytes) else {
-            return ResponseOutcome::Ignored;
-        };
         let Some(pending) = self.pending else {
             return ResponseOutcome::Ignored;
         };
-        let header = packet.header;
+        let header = if self.config.nts {
+            // Only what authenticates is read at all.
+            let Some(client) = &mut self.nts else {
+                return ResponseOutcome::Ignored;
+            };
+            match client.read_response(bytes) {
+                Ok(h) => h,
+                Err(NtsError::Nak) => {
+                    // Unauthenticated by nature: it only asks for a new key exchange.
+                    self.pending = None;
+                    return ResponseOutcome::Kiss(KissCode::Ntsn);
+                }
+                Err(_) => {
+                    self.unauthenticated += 1;
+                    return ResponseOutcome::Unauthenticated;
+                }
+            }
+        } else {
+            let Ok(packet) = NtpPacket::parse(bytes) else {
+                return ResponseOutcome::Ignored;
+            };
+            packet.header
+        };
         match check_response(&header, pending.transmit, self.last_transmit) {
             Ok(()) => {}
             Err(Rejection::KissOfDeath { code }) => {
@@ -431,6 +539,73 @@ impl NtpSource {
             self.regression.estimate(),
             self.mark,
         )
+    }
+}
+
+#[cfg(test)]
+mod nts_tests {
+    use super::*;
+    use crate::nts::{AeadAlgorithm, CookieKeys, NtsKeys, read_nts_request, write_nts_response};
+    use tempora_ntp_proto::{ServerState, Stratum, server_response};
+
+    fn ts(seconds: f64) -> NtpTimestamp {
+        NtpTimestamp::from_bits((0xEC00_0000u64 << 32) + (seconds * 4_294_967_296.0) as u64)
+    }
+
+    const R: NtsRandomness = NtsRandomness {
+        uid: [7; 32],
+        nonce: [8; 16],
+    };
+
+    /// An NTS source sends nothing until it has an association; then its requests are
+    /// authenticated, an authentic answer is measured, and a plain answer (a forger's)
+    /// is not used and leaves the request in flight.
+    #[test]
+    fn an_nts_source_measures_only_what_authenticates() {
+        let config = SourceConfig {
+            nts: true,
+            iburst: false,
+            ..SourceConfig::default()
+        };
+        let mut s = NtpSource::new(config, LocalInstant(0));
+        assert!(s.needs_key_exchange());
+        assert!(!s.handle_timeout_nts(LocalInstant(0), ts(0.0), 42, Some(R)));
+        let mut buf = [0u8; MAX_REQUEST_LEN];
+        assert_eq!(
+            s.poll_transmit(&mut buf),
+            None,
+            "nothing without an association"
+        );
+
+        let server = CookieKeys::new(1, [9; 32]);
+        let keys = NtsKeys::new(AeadAlgorithm::AesSivCmac256, &[1; 32], &[2; 32]).unwrap();
+        let cookies = (0..8u8).map(|i| server.seal(&keys, &[i; 16])).collect();
+        s.set_nts(crate::nts::NtsClient::new(keys, cookies));
+        assert!(!s.needs_key_exchange());
+        assert_eq!(s.nts_cookies(), Some(8));
+        let later = LocalInstant::from_seconds_f64(100.0);
+        assert!(s.handle_timeout_nts(later, ts(100.0), 42, Some(R)));
+        let n = s.poll_transmit(&mut buf).unwrap();
+        assert!(n > REQUEST_LEN);
+        let request = read_nts_request(&buf[..n], &server).unwrap().unwrap();
+        let header = NtpPacket::parse(&buf[..n]).unwrap().header;
+        let state = ServerState {
+            stratum: Stratum(1),
+            leap: tempora_ntp_proto::LeapIndicator::NoWarning,
+            ..ServerState::UNSYNCHRONIZED
+        };
+        let answer = server_response(&header, &state, ts(100.001), ts(100.001)).unwrap();
+        // A forger's plain answer first: refused, the request still in flight.
+        let plain = answer.to_bytes();
+        s.handle_response(&plain, ts(100.002), later);
+        assert_eq!(s.poll_event(), Some(ResponseOutcome::Unauthenticated));
+        assert_eq!(s.unauthenticated(), 1);
+        let mut out = [0u8; MAX_REQUEST_LEN];
+        let m =
+            write_nts_response(&answer, &request, &server, [3; 16], || [4; 16], &mut out).unwrap();
+        s.handle_response(&out[..m], ts(100.002), later);
+        assert!(matches!(s.poll_event(), Some(ResponseOutcome::Measured(_))));
+        assert_eq!(s.nts_cookies(), Some(8));
     }
 }
 

@@ -19,7 +19,7 @@ use tempora_ntp_proto::{
 };
 
 use crate::refclock::RefclockSource;
-use crate::source::{NtpSource, ResponseOutcome};
+use crate::source::{NtpSource, NtsRandomness, ResponseOutcome};
 
 /// Events kept for [`NtpSystem::poll_event`] at most; older ones are dropped first, so a
 /// caller that never polls does not grow memory.
@@ -253,7 +253,8 @@ impl NtpSystem {
         self.actions.pop_front()
     }
 
-    /// The next request to send, written into `buf` (at least [`crate::REQUEST_LEN`]
+    /// The next request to send, written into `buf` ([`crate::MAX_REQUEST_LEN`] takes any;
+    /// a plain request is [`crate::REQUEST_LEN`]
     /// bytes), and the source it goes to. Report when it left with
     /// [`Self::handle_transmit_timestamp`].
     #[must_use]
@@ -267,6 +268,13 @@ impl NtpSystem {
             }
         }
         None
+    }
+
+    /// Installs an NTS association (from a key exchange) for source `index`.
+    pub fn set_source_nts(&mut self, index: usize, client: crate::nts::NtsClient) {
+        if let Some(s) = self.sources.get_mut(index) {
+            s.set_nts(client);
+        }
     }
 
     /// The kernel's transmit timestamp of source `index`'s request: T1 made exact.
@@ -399,9 +407,30 @@ impl NtpSystem {
     ) {
         for source in &mut self.sources {
             if source.poll_timeout().is_some_and(|t| t <= now) {
-                if let Some(nonce) = random() {
-                    let _made = source.handle_timeout(now, local, nonce);
-                }
+                let Some(nonce) = random() else { continue };
+                let nts = if source.config().nts {
+                    // A Unique Identifier and an AEAD nonce: six more draws.
+                    let mut bytes = [0u8; 48];
+                    let mut ok = true;
+                    for chunk in bytes.chunks_exact_mut(8) {
+                        match random() {
+                            Some(v) => chunk.copy_from_slice(&v.to_le_bytes()),
+                            None => ok = false,
+                        }
+                    }
+                    ok.then(|| {
+                        let mut r = NtsRandomness {
+                            uid: [0; 32],
+                            nonce: [0; 16],
+                        };
+                        r.uid.copy_from_slice(&bytes[..32]);
+                        r.nonce.copy_from_slice(&bytes[32..]);
+                        r
+                    })
+                } else {
+                    None
+                };
+                let _made = source.handle_timeout_nts(now, local, nonce, nts);
             }
         }
         if self.config.observe_only || self.discipline_timeout().is_none_or(|t| t > now) {

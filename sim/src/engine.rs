@@ -186,6 +186,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                 estimator: variant.estimator(),
                 precision: 1e-7,
                 frequency_error: world.drift_file.map(|_| 1e-6),
+                nts: false,
             };
             // A drift file: the clock's frequency set to what the oscillator needs, off by
             // the file's error.

@@ -240,6 +240,7 @@ fn run_command(args: RunArgs) -> ExitCode {
     tracing::info!(
         "polling {} source(s); status on http://{}/status, metrics on /metrics",
         upstream.servers.len()
+            + upstream.server.len()
             + upstream.pools.len() * upstream.pool_size
             + upstream.refclock.len(),
         status.address()

@@ -32,6 +32,19 @@ fn default_refclock_samples() -> u32 {
     5
 }
 
+/// A server with options, as chrony's `server HOST nts` line: `[[server]]` tables.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerEntry {
+    /// HOST or HOST:PORT; with `nts`, the NTS-KE server (port 4460 unless given), which
+    /// names the NTP server and port to poll.
+    pub address: String,
+    /// Authenticate with NTS (RFC 8915): a key exchange over TLS, then only answers that
+    /// authenticate are used; an NTS source that cannot authenticate is never selected.
+    #[serde(default)]
+    pub nts: bool,
+}
+
 /// When to step.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -75,6 +88,12 @@ impl Default for StepConfig {
 pub struct UpstreamConfig {
     /// Servers, HOST or HOST:PORT.
     pub servers: Vec<String>,
+    /// Servers with options (`[[server]]` tables: `address`, `nts`), polled besides
+    /// `servers`.
+    pub server: Vec<ServerEntry>,
+    /// A PEM file of CA certificates NTS-KE servers are checked against, besides the
+    /// system's (chrony's `ntstrustedcerts`).
+    pub nts_ca_file: Option<PathBuf>,
     /// Pools, HOST: `pool_size` addresses each, replaced when unreachable.
     pub pools: Vec<String>,
     /// Addresses per pool.
@@ -104,6 +123,8 @@ impl Default for UpstreamConfig {
     fn default() -> Self {
         Self {
             servers: Vec::new(),
+            server: Vec::new(),
+            nts_ca_file: None,
             pools: Vec::new(),
             pool_size: 4,
             min_poll: 6,
@@ -120,15 +141,44 @@ impl Default for UpstreamConfig {
 }
 
 impl UpstreamConfig {
+    /// Every server source in order: `servers` (plain), then `[[server]]` entries.
+    pub fn server_entries(&self) -> Vec<ServerEntry> {
+        self.servers
+            .iter()
+            .map(|s| ServerEntry {
+                address: s.clone(),
+                nts: false,
+            })
+            .chain(self.server.iter().cloned())
+            .collect()
+    }
+
     /// Checks values serde cannot; `prefix` is where the keys sit (`""` at the top level
     /// of the client's file, `"source."` in the server's).
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{prefix}{k}");
-        if self.servers.is_empty() && self.pools.is_empty() && self.refclock.is_empty() {
+        if self.servers.is_empty()
+            && self.server.is_empty()
+            && self.pools.is_empty()
+            && self.refclock.is_empty()
+        {
             return Err(invalid(
                 &key("servers"),
                 "no time sources: give servers, pools or a refclock",
             ));
+        }
+        for (i, s) in self.server.iter().enumerate() {
+            if s.address.trim().is_empty() {
+                return Err(invalid(&key(&format!("server[{i}].address")), "is empty"));
+            }
+        }
+        if let Some(ca) = &self.nts_ca_file {
+            if !ca.is_file() {
+                return Err(invalid(
+                    &key("nts_ca_file"),
+                    format!("{}: no such file", ca.display()),
+                ));
+            }
         }
         if !(self.max_slew_ppm > 0.0 && self.max_slew_ppm <= 99_000.0) {
             // The tick moves at most 10%; the frequency correction takes up to 500 ppm.
@@ -149,7 +199,10 @@ impl UpstreamConfig {
         if !(1..=16).contains(&self.pool_size) {
             return Err(invalid(&key("pool_size"), "must be 1-16"));
         }
-        let total = self.servers.len() + self.pools.len() * self.pool_size + self.refclock.len();
+        let total = self.servers.len()
+            + self.server.len()
+            + self.pools.len() * self.pool_size
+            + self.refclock.len();
         if total > tempora_clock_filter::MAX_CANDIDATES {
             return Err(invalid(
                 &key("servers"),
@@ -166,6 +219,19 @@ impl UpstreamConfig {
             {
                 return Err(invalid(
                     &key(&format!("servers[{i}]")),
+                    format!("{name} is listed twice"),
+                ));
+            }
+        }
+        for (i, entry) in self.server.iter().enumerate() {
+            let name = &entry.address;
+            if self.servers.iter().any(|n| n.eq_ignore_ascii_case(name))
+                || self.server[..i]
+                    .iter()
+                    .any(|n| n.address.eq_ignore_ascii_case(name))
+            {
+                return Err(invalid(
+                    &key(&format!("server[{i}].address")),
                     format!("{name} is listed twice"),
                 ));
             }
@@ -377,6 +443,21 @@ mod tests {
             ),
             ("servers = \"a\"", "servers"),
             ("servers = [\"a\", \"b\", \"A\"]", "servers[2]"),
+            (
+                "servers = [\"a\"]\n[[server]]\naddress = \"a\"\nnts = true",
+                "server[0].address",
+            ),
+            ("[[server]]\naddress = \"\"", "server[0].address"),
+            // toml points at the table for a bad value in an array of tables.
+            (
+                "[[server]]\naddress = \"a\"\nnts = \"yes\"",
+                "expected a boolean",
+            ),
+            ("[[server]]\nhost = \"a\"", "host"),
+            (
+                "[[server]]\naddress = \"a\"\nnts = true\nnts_ca_file = \"/nonexistent\"",
+                "nts_ca_file",
+            ),
             (
                 "pools = [\"p\", \"q\", \"r\", \"s\", \"t\"]\npool_size = 16",
                 "at most 64",

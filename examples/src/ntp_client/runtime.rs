@@ -20,7 +20,7 @@ use tempora_ntp_proto::{Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, Server
 use tempora_sys_clock::{PhcClock, SystemClock, TimestampMode, TimestampedSocket};
 
 use super::config::UpstreamConfig;
-use super::status::{ClientStatus, SourceRow, Tracking};
+use super::status::{ClientStatus, NtsRow, SourceRow, Tracking};
 use crate::net::resolve;
 use crate::random::random_u64;
 
@@ -37,6 +37,10 @@ pub enum RuntimeError {
     /// The thread.
     #[error("cannot start the client thread: {0}")]
     Thread(std::io::Error),
+    /// NTS sources need a TLS configuration that could not be made (a CA file that does
+    /// not read).
+    #[error(transparent)]
+    Nts(#[from] crate::nts::KeFailure),
 }
 
 struct Shared {
@@ -60,9 +64,24 @@ impl ClientRuntime {
     /// Resolves the sources and starts polling; `observe`: never steer, even with
     /// CAP_SYS_TIME.
     pub fn start(config: UpstreamConfig, observe: bool) -> Result<Self, RuntimeError> {
-        if config.servers.is_empty() && config.pools.is_empty() && config.refclock.is_empty() {
+        if config.servers.is_empty()
+            && config.server.is_empty()
+            && config.pools.is_empty()
+            && config.refclock.is_empty()
+        {
             return Err(RuntimeError::NoSources);
         }
+        let nts_tls = if config.server.iter().any(|s| s.nts) {
+            let roots = crate::nts::client_roots(config.nts_ca_file.as_deref())?;
+            Some(
+                crate::nts::client_tls(roots).map_err(|source| crate::nts::KeFailure::Tls {
+                    host: String::new(),
+                    source,
+                })?,
+            )
+        } else {
+            None
+        };
         let socket = ClientSocket::open()?;
         let (observe, reason) = if observe {
             (true, Some("observe-only by configuration".to_string()))
@@ -94,7 +113,7 @@ impl ClientRuntime {
         let thread = std::thread::Builder::new()
             .name("ntp-client".into())
             .spawn(move || {
-                let mut runtime = Runtime::new(config, socket, observe);
+                let mut runtime = Runtime::new(config, socket, observe, nts_tls);
                 runtime.run(&thread_shared);
             })
             .map_err(RuntimeError::Thread)?;
@@ -180,9 +199,31 @@ enum Origin {
     Pool(String),
 }
 
+/// An NTS source's key exchanges: one at a time, in a thread of its own (TLS blocks),
+/// spaced so that forged NAKs cannot make it hammer the server.
+struct NtsSlot {
+    /// The NTS-KE server, HOST[:PORT].
+    ke_host: String,
+    running: Option<std::sync::mpsc::Receiver<Result<crate::nts::NtsAssociation, String>>>,
+    next_attempt: Instant,
+    /// The wait after a failure, doubled each time up to [`KE_BACKOFF_MAX`].
+    backoff: Duration,
+    exchanges: u64,
+    last_error: Option<String>,
+}
+
+/// Key exchanges are at least this far apart, and a failed one waits at least this long.
+const KE_BACKOFF_MIN: Duration = Duration::from_secs(10);
+/// A failing server is tried again at least hourly.
+const KE_BACKOFF_MAX: Duration = Duration::from_secs(3600);
+/// Time for a whole key exchange.
+const KE_TIMEOUT: Duration = Duration::from_secs(5);
+
 struct Slot {
     origin: Origin,
     address: Option<SocketAddr>,
+    /// NTS: the key exchanges (none for a plain source).
+    nts: Option<NtsSlot>,
     last_rx: Option<Instant>,
     /// Polls since the address was (re)resolved.
     polls_since_resolve: u32,
@@ -210,6 +251,7 @@ struct Runtime {
     last_drift_write: Instant,
     last_update_real: Option<NtpTimestamp>,
     error: Option<String>,
+    nts_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Reads a drift file: one number, ppm.
@@ -231,7 +273,12 @@ pub fn write_drift_file(path: &std::path::Path, ppm: f64) -> std::io::Result<()>
 }
 
 impl Runtime {
-    fn new(config: UpstreamConfig, socket: ClientSocket, observe: bool) -> Self {
+    fn new(
+        config: UpstreamConfig,
+        socket: ClientSocket,
+        observe: bool,
+        nts_tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let start = Instant::now();
         let clock = SystemClock::new();
         let drift = config.drift_file.as_deref().and_then(read_drift_file);
@@ -246,11 +293,40 @@ impl Runtime {
             // Steering from a drift file's frequency, the clock starts within about a
             // ppm of right: the first minute's exchanges need not find that out again.
             frequency_error: (drift.is_some() && !observe).then_some(DRIFT_FILE_ERROR),
+            nts: false,
         };
         let mut slots = Vec::new();
         let mut sources = Vec::new();
         let now = LocalInstant(0);
-        for host in &config.servers {
+        for entry in config.server_entries() {
+            let host = &entry.address;
+            if entry.nts {
+                // The NTP address comes from the key exchange.
+                slots.push(Slot {
+                    origin: Origin::Server(host.clone()),
+                    address: None,
+                    nts: Some(NtsSlot {
+                        ke_host: host.clone(),
+                        running: None,
+                        next_attempt: Instant::now(),
+                        backoff: KE_BACKOFF_MIN,
+                        exchanges: 0,
+                        last_error: None,
+                    }),
+                    last_rx: None,
+                    polls_since_resolve: 0,
+                    last_resolve: Some(Instant::now()),
+                    pending_tx_id: None,
+                });
+                sources.push(NtpSource::new(
+                    SourceConfig {
+                        nts: true,
+                        ..source_config
+                    },
+                    now,
+                ));
+                continue;
+            }
             let resolved = resolve(host).unwrap_or_default();
             // Two names for one address would be one server counted twice, and the second
             // slot would never be matched an answer: it waits for an address of its own.
@@ -268,6 +344,7 @@ impl Runtime {
             slots.push(Slot {
                 origin: Origin::Server(host.clone()),
                 address,
+                nts: None,
                 last_rx: None,
                 polls_since_resolve: 0,
                 last_resolve: Some(Instant::now()),
@@ -281,6 +358,7 @@ impl Runtime {
                 slots.push(Slot {
                     origin: Origin::Pool(host.clone()),
                     address: addresses.get(k).copied(),
+                    nts: None,
                     last_rx: None,
                     polls_since_resolve: 0,
                     last_resolve: Some(Instant::now()),
@@ -332,6 +410,7 @@ impl Runtime {
             last_drift_write: Instant::now(),
             last_update_real: None,
             error: None,
+            nts_tls,
         };
         if !observe {
             // Start from the drift file's frequency, and take the clock from the kernel's
@@ -355,6 +434,7 @@ impl Runtime {
     fn run(&mut self, shared: &Shared) {
         let mut buf = [0u8; 1024];
         while !shared.stop.load(Ordering::Relaxed) {
+            self.run_key_exchanges();
             self.run_timers();
             self.poll_refclocks();
             self.drain();
@@ -422,7 +502,7 @@ impl Runtime {
 
     /// Sends what the engine wants sent, applies its actions, logs its events.
     fn drain(&mut self) {
-        let mut request = [0u8; tempora_ntp::REQUEST_LEN];
+        let mut request = [0u8; tempora_ntp::MAX_REQUEST_LEN];
         while let Some(transmit) = self.system.poll_transmit(&mut request) {
             let i = transmit.source;
             self.slots[i].polls_since_resolve += 1;
@@ -486,10 +566,105 @@ impl Runtime {
         }
     }
 
+    /// NTS sources: starts a key exchange where one is due (none yet, cookies used up,
+    /// an NTS NAK) and takes the result of one that finished: the association goes to
+    /// the engine, the NTP server it names becomes the source's address.
+    fn run_key_exchanges(&mut self) {
+        for i in 0..self.slots.len() {
+            let needs = self.system.sources()[i].needs_key_exchange();
+            let in_use: Vec<SocketAddr> = (0..self.slots.len())
+                .filter(|&k| k != i)
+                .filter_map(|k| self.slots[k].address)
+                .collect();
+            let Some(nts) = &mut self.slots[i].nts else {
+                continue;
+            };
+            if let Some(rx) = &nts.running {
+                let result = match rx.try_recv() {
+                    Ok(r) => r,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => continue,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        Err("the key exchange thread ended".into())
+                    }
+                };
+                nts.running = None;
+                let resolved = result.and_then(|a| {
+                    let ntp = if a.ntp_host.contains(':') {
+                        format!("[{}]:{}", a.ntp_host, a.ntp_port)
+                    } else {
+                        format!("{}:{}", a.ntp_host, a.ntp_port)
+                    };
+                    let addresses = resolve(&ntp)?;
+                    let address = addresses
+                        .iter()
+                        .find(|x| !in_use.contains(x))
+                        .copied()
+                        .ok_or_else(|| format!("{ntp} is already polled as another source"))?;
+                    Ok((a, address))
+                });
+                match resolved {
+                    Ok((association, address)) => {
+                        nts.exchanges += 1;
+                        nts.last_error = None;
+                        nts.backoff = KE_BACKOFF_MIN;
+                        nts.next_attempt = Instant::now() + KE_BACKOFF_MIN;
+                        tracing::info!(
+                            "NTS: key exchange with {}: {}, {} cookies, NTP at {address}",
+                            nts.ke_host,
+                            association.algorithm,
+                            association.client.cookies()
+                        );
+                        let slot = &mut self.slots[i];
+                        if slot.address != Some(address) {
+                            slot.address = Some(address);
+                            slot.last_rx = None;
+                        }
+                        self.system.set_source_nts(i, association.client);
+                    }
+                    Err(e) => {
+                        tracing::warn!("NTS: key exchange with {}: {e}", nts.ke_host);
+                        nts.last_error = Some(e);
+                        nts.next_attempt = Instant::now() + nts.backoff;
+                        nts.backoff = (nts.backoff * 2).min(KE_BACKOFF_MAX);
+                    }
+                }
+                continue;
+            }
+            if !needs || Instant::now() < nts.next_attempt {
+                continue;
+            }
+            let Some(tls) = self.nts_tls.clone() else {
+                continue;
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            let host = nts.ke_host.clone();
+            let spawned = std::thread::Builder::new()
+                .name("nts-ke-client".into())
+                .spawn(move || {
+                    let r = crate::nts::key_exchange(
+                        &host,
+                        tls,
+                        &tempora_ntp::nts::AeadAlgorithm::ALL,
+                        KE_TIMEOUT,
+                    )
+                    .map_err(|e| e.to_string());
+                    let _ = tx.send(r);
+                });
+            nts.next_attempt = Instant::now() + nts.backoff;
+            if spawned.is_ok() {
+                nts.running = Some(rx);
+            }
+        }
+    }
+
     /// A source unreachable for eight polls (or never resolved) is looked up again, as
     /// daemons that resolve only at boot do not: DNS changes, pools rotate.
     fn maybe_reresolve(&mut self, i: usize) {
         let slot = &self.slots[i];
+        if slot.nts.is_some() {
+            // Its address is the one its key exchange named.
+            return;
+        }
         let source = &self.system.sources()[i];
         let unreachable = !source.reach().is_reachable();
         let due = slot.address.is_none()
@@ -655,6 +830,12 @@ impl Runtime {
                 delay: st.delay,
                 jitter: st.jitter,
                 stopped: source.stopped().map(|c| format!("{c:?}").to_uppercase()),
+                nts: slot.nts.as_ref().map(|n| NtsRow {
+                    cookies: source.nts_cookies().unwrap_or(0),
+                    key_exchanges: n.exchanges,
+                    unauthenticated: source.unauthenticated(),
+                    last_error: n.last_error.clone(),
+                }),
             });
         }
         for r in self.system.refclocks() {
@@ -674,6 +855,7 @@ impl Runtime {
                 delay: st.delay,
                 jitter: st.jitter,
                 stopped: None,
+                nts: None,
             });
         }
         let estimate = self.system.estimate();

@@ -39,6 +39,22 @@ pub struct SourceRow {
     pub jitter: f64,
     /// Kiss code that stopped polling, if any.
     pub stopped: Option<String>,
+    /// NTS, for an authenticated source.
+    #[serde(default)]
+    pub nts: Option<NtsRow>,
+}
+
+/// An NTS source's authentication state (chronyc's `authdata`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NtsRow {
+    /// Cookies held.
+    pub cookies: usize,
+    /// Key exchanges that succeeded.
+    pub key_exchanges: u64,
+    /// Answers that did not authenticate (never used).
+    pub unauthenticated: u64,
+    /// Why the last key exchange failed, if it did.
+    pub last_error: Option<String>,
 }
 
 /// The tracking report.
@@ -192,6 +208,34 @@ pub fn prometheus(s: &ClientStatus) -> String {
             .map(|r| (label(r), f64::from(u8::from(r.mark == '*'))))
             .collect(),
     );
+    let nts: Vec<(&SourceRow, &NtsRow)> = s
+        .sources
+        .iter()
+        .filter_map(|r| r.nts.as_ref().map(|n| (r, n)))
+        .collect();
+    if !nts.is_empty() {
+        gauge(
+            "source_nts_cookies",
+            "NTS cookies held, per NTS source.",
+            nts.iter()
+                .map(|(r, n)| (label(r), n.cookies as f64))
+                .collect(),
+        );
+        gauge(
+            "source_nts_key_exchanges",
+            "NTS key exchanges that succeeded, per NTS source.",
+            nts.iter()
+                .map(|(r, n)| (label(r), n.key_exchanges as f64))
+                .collect(),
+        );
+        gauge(
+            "source_nts_unauthenticated",
+            "Answers that did not authenticate (never used), per NTS source.",
+            nts.iter()
+                .map(|(r, n)| (label(r), n.unauthenticated as f64))
+                .collect(),
+        );
+    }
     o
 }
 
@@ -240,7 +284,13 @@ pub fn render_status(s: &ClientStatus) -> String {
             human(r.delay).trim_start_matches('+'),
             r.stopped
                 .as_ref()
-                .map_or_else(String::new, |k| format!("  stopped: {k}")),
+                .map_or_else(String::new, |k| format!("  stopped: {k}"))
+                + &r.nts
+                    .as_ref()
+                    .map_or_else(String::new, |n| match &n.last_error {
+                        Some(e) if n.cookies == 0 => format!("  NTS: no cookies ({e})"),
+                        _ => format!("  NTS, {} cookies", n.cookies),
+                    }),
         );
     }
     let t = &s.tracking;
@@ -309,6 +359,7 @@ mod tests {
                 delay: 4e-5,
                 jitter: 1e-6,
                 stopped: None,
+                nts: None,
             }],
             tracking: Tracking {
                 reference: "127.0.0.1".into(),
@@ -347,6 +398,7 @@ mod tests {
                 delay: 0.0,
                 jitter: 0.0,
                 stopped: None,
+                nts: None,
             }],
             ..Default::default()
         };
