@@ -71,6 +71,21 @@ pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The symmetric keys of the keys file at `path` (none without one), in `format`; an
+/// error names `key` and the file's line.
+pub fn read_keys_file(
+    path: Option<&str>,
+    format: tempora_ntp::keys::KeysFormat,
+    key: &str,
+) -> Result<tempora_ntp::keys::SymmetricKeys, ConfigError> {
+    let Some(path) = path else {
+        return Ok(tempora_ntp::keys::SymmetricKeys::new());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(key, format!("{path}: {e}")))?;
+    tempora_ntp::keys::SymmetricKeys::parse(&text, format)
+        .map_err(|e| invalid(key, format!("{path}: {e}")))
+}
+
 /// A daemon's configuration file: TOML read with serde (unknown keys and wrong types
 /// refused with the key and the line), then checked for what serde cannot see.
 pub trait ConfigFile: serde::de::DeserializeOwned {

@@ -90,6 +90,7 @@
 
 extern crate alloc;
 
+pub mod keys;
 pub mod nts;
 mod refclock;
 pub mod server;

@@ -19,8 +19,9 @@ use tempora_clock_filter::{
 };
 use tempora_clock_types::{ClockCorrection, Leap, LocalInstant};
 use tempora_ntp_proto::{
-    KissAction, KissCode, LeapIndicator, NtpPacket, NtpTimestamp, ReferenceId, Rejection, Version,
-    check_response, client_request, offset_and_delay,
+    KissAction, KissCode, LeapIndicator, MacAlgorithm, MacKey, NtpPacket, NtpTimestamp,
+    PacketBuilder, ReferenceId, Rejection, Version, check_response, client_request,
+    offset_and_delay,
 };
 
 /// Samples the regression keeps per source.
@@ -88,8 +89,8 @@ pub enum ResponseOutcome {
     Rejected(Rejection),
     /// Not an NTP packet, or nothing was in flight.
     Ignored,
-    /// An NTS source's answer that does not authenticate (forged, damaged, or for
-    /// another request): not used, and the request stays in flight.
+    /// An authenticated source's answer that does not authenticate (forged, damaged,
+    /// for another request, or a crypto-NAK): not used, and the request stays in flight.
     Unauthenticated,
 }
 
@@ -148,6 +149,8 @@ pub struct NtpSource {
     nts: Option<NtsClient>,
     /// Answers that did not authenticate.
     unauthenticated: u64,
+    /// A symmetric key requests are MAC'd with and answers must verify with.
+    symmetric: Option<(u32, MacAlgorithm, Vec<u8>)>,
     /// What the last answer came to, until [`Self::poll_event`] takes it.
     outcome: Option<ResponseOutcome>,
 }
@@ -188,7 +191,32 @@ impl NtpSource {
             outcome: None,
             nts: None,
             unauthenticated: 0,
+            symmetric: None,
         }
+    }
+
+    /// Authenticates with a symmetric key (chrony's `server ... key ID`): requests are
+    /// MAC'd with it and only answers MAC'd with it are used. The secret's length must
+    /// suit the algorithm.
+    pub fn set_key(
+        &mut self,
+        id: u32,
+        algorithm: MacAlgorithm,
+        secret: &[u8],
+    ) -> Result<(), tempora_ntp_proto::Error> {
+        MacKey::new(id, algorithm, secret)?;
+        self.symmetric = Some((id, algorithm, secret.to_vec()));
+        Ok(())
+    }
+
+    /// The symmetric key's ID, if the source has one.
+    pub fn key_id(&self) -> Option<u32> {
+        self.symmetric.as_ref().map(|(id, _, _)| *id)
+    }
+
+    fn mac_key(&self) -> Option<MacKey<'_>> {
+        let (id, algorithm, secret) = self.symmetric.as_ref()?;
+        MacKey::new(*id, *algorithm, secret).ok()
     }
 
     /// Installs an NTS association from a key exchange (its keys and cookies); the next
@@ -307,8 +335,16 @@ impl NtpSource {
         self.next_poll = now.add_seconds(interval);
         let header = client_request(Version::V4, transmit.to_bits());
         if !self.config.nts {
-            self.outgoing = Some(header.to_bytes().to_vec());
-            return true;
+            let mut buf = [0u8; 128];
+            let made = match self.mac_key() {
+                Some(key) => PacketBuilder::new(&mut buf, &header)
+                    .and_then(|b| b.finish_with_key(&key))
+                    .ok()
+                    .map(|n| buf[..n].to_vec()),
+                None => Some(header.to_bytes().to_vec()),
+            };
+            self.outgoing = made;
+            return self.outgoing.is_some();
         }
         let mut buf = [0u8; MAX_REQUEST_LEN];
         let written = match (&mut self.nts, nts_random) {
@@ -381,6 +417,17 @@ impl NtpSource {
                     return ResponseOutcome::Unauthenticated;
                 }
             }
+        } else if let Some(key) = self.mac_key() {
+            // Only what verifies with our key is read at all (a crypto-NAK does not).
+            let id = key.id();
+            if MacKey::verify_packet(bytes, |k| (k == id).then_some(key)).is_err() {
+                self.unauthenticated += 1;
+                return ResponseOutcome::Unauthenticated;
+            }
+            let Ok(packet) = NtpPacket::parse(bytes) else {
+                return ResponseOutcome::Ignored;
+            };
+            packet.header
         } else {
             let Ok(packet) = NtpPacket::parse(bytes) else {
                 return ResponseOutcome::Ignored;
@@ -606,6 +653,70 @@ mod nts_tests {
         s.handle_response(&out[..m], ts(100.002), later);
         assert!(matches!(s.poll_event(), Some(ResponseOutcome::Measured(_))));
         assert_eq!(s.nts_cookies(), Some(8));
+    }
+}
+
+#[cfg(test)]
+mod mac_tests {
+    use super::*;
+    use tempora_ntp_proto::{ServerState, Stratum, server_response};
+
+    /// A source with a symmetric key MACs its requests and uses only answers MAC'd with
+    /// the same key: a plain answer, a crypto-NAK and one MAC'd with another key are
+    /// refused and leave the request in flight.
+    #[test]
+    fn a_keyed_source_uses_only_answers_macd_with_its_key() {
+        let config = SourceConfig {
+            iburst: false,
+            ..SourceConfig::default()
+        };
+        let mut s = NtpSource::new(config, LocalInstant(0));
+        s.set_key(3, MacAlgorithm::AesCmac128, &[9; 16]).unwrap();
+        assert!(s.set_key(3, MacAlgorithm::AesCmac128, &[9; 15]).is_err());
+        assert_eq!(s.key_id(), Some(3));
+        let t = NtpTimestamp::from_bits(0xEC00_0000_0000_0000);
+        assert!(s.handle_timeout(LocalInstant(0), t, 42));
+        let mut buf = [0u8; MAX_REQUEST_LEN];
+        let n = s.poll_transmit(&mut buf).unwrap();
+        assert_eq!(n, 48 + 4 + 16);
+        let key = MacKey::new(3, MacAlgorithm::AesCmac128, &[9; 16]).unwrap();
+        assert_eq!(MacKey::verify_packet(&buf[..n], |_| Some(key)), Ok(3));
+        let request = NtpPacket::parse(&buf[..n]).unwrap().header;
+        let state = ServerState {
+            stratum: Stratum(1),
+            leap: tempora_ntp_proto::LeapIndicator::NoWarning,
+            ..ServerState::UNSYNCHRONIZED
+        };
+        let answer = server_response(&request, &state, t, t).unwrap();
+        let other = MacKey::new(3, MacAlgorithm::AesCmac128, &[8; 16]).unwrap();
+        let mut out = [0u8; 128];
+        for bad in [
+            answer.to_bytes().to_vec(),
+            {
+                let m = PacketBuilder::new(&mut out, &answer)
+                    .unwrap()
+                    .finish_with_crypto_nak()
+                    .unwrap();
+                out[..m].to_vec()
+            },
+            {
+                let m = PacketBuilder::new(&mut out, &answer)
+                    .unwrap()
+                    .finish_with_key(&other)
+                    .unwrap();
+                out[..m].to_vec()
+            },
+        ] {
+            s.handle_response(&bad, t, LocalInstant(1));
+            assert_eq!(s.poll_event(), Some(ResponseOutcome::Unauthenticated));
+        }
+        let m = PacketBuilder::new(&mut out, &answer)
+            .unwrap()
+            .finish_with_key(&key)
+            .unwrap();
+        s.handle_response(&out[..m], t, LocalInstant(1));
+        assert!(matches!(s.poll_event(), Some(ResponseOutcome::Measured(_))));
+        assert_eq!(s.unauthenticated(), 3);
     }
 }
 

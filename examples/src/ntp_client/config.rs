@@ -43,6 +43,10 @@ pub struct ServerEntry {
     /// authenticate are used; an NTS source that cannot authenticate is never selected.
     #[serde(default)]
     pub nts: bool,
+    /// Authenticate with the symmetric key of this ID from `keys_file` (chrony's
+    /// `server HOST key ID`): requests are MAC'd with it, only answers MAC'd with it used.
+    #[serde(default)]
+    pub key: Option<u32>,
 }
 
 /// When to step.
@@ -94,6 +98,10 @@ pub struct UpstreamConfig {
     /// A PEM file of CA certificates NTS-KE servers are checked against, besides the
     /// system's (chrony's `ntstrustedcerts`).
     pub nts_ca_file: Option<PathBuf>,
+    /// Symmetric keys for `[[server]]` entries with `key` (chrony's `keyfile`).
+    pub keys_file: Option<String>,
+    /// The keys file's format: `chrony` or `ntpd`.
+    pub keys_format: tempora_ntp::keys::KeysFormat,
     /// Pools, HOST: `pool_size` addresses each, replaced when unreachable.
     pub pools: Vec<String>,
     /// Addresses per pool.
@@ -125,6 +133,8 @@ impl Default for UpstreamConfig {
             servers: Vec::new(),
             server: Vec::new(),
             nts_ca_file: None,
+            keys_file: None,
+            keys_format: tempora_ntp::keys::KeysFormat::Chrony,
             pools: Vec::new(),
             pool_size: 4,
             min_poll: 6,
@@ -148,6 +158,7 @@ impl UpstreamConfig {
             .map(|s| ServerEntry {
                 address: s.clone(),
                 nts: false,
+                key: None,
             })
             .chain(self.server.iter().cloned())
             .collect()
@@ -167,9 +178,28 @@ impl UpstreamConfig {
                 "no time sources: give servers, pools or a refclock",
             ));
         }
+        let keys = crate::config::read_keys_file(
+            self.keys_file.as_deref(),
+            self.keys_format,
+            &key("keys_file"),
+        )?;
         for (i, s) in self.server.iter().enumerate() {
             if s.address.trim().is_empty() {
                 return Err(invalid(&key(&format!("server[{i}].address")), "is empty"));
+            }
+            if let Some(id) = s.key {
+                if s.nts {
+                    return Err(invalid(
+                        &key(&format!("server[{i}].key")),
+                        "a server authenticates with NTS or a key, not both",
+                    ));
+                }
+                if keys.get(id).is_none() {
+                    return Err(invalid(
+                        &key(&format!("server[{i}].key")),
+                        format!("no key {id} in keys_file"),
+                    ));
+                }
             }
         }
         if let Some(ca) = &self.nts_ca_file {
@@ -458,6 +488,12 @@ mod tests {
                 "[[server]]\naddress = \"a\"\nnts = true\nnts_ca_file = \"/nonexistent\"",
                 "nts_ca_file",
             ),
+            ("[[server]]\naddress = \"a\"\nkey = 1", "server[0].key"),
+            (
+                "keys_file = \"/nonexistent\"\nservers = [\"a\"]",
+                "keys_file",
+            ),
+            ("servers = [\"a\"]\nkeys_format = \"openntpd\"", "openntpd"),
             (
                 "pools = [\"p\", \"q\", \"r\", \"s\", \"t\"]\npool_size = 16",
                 "at most 64",

@@ -298,6 +298,13 @@ impl Runtime {
         let mut slots = Vec::new();
         let mut sources = Vec::new();
         let now = LocalInstant(0);
+        // Checked at start (validate): a file that went away since is no keys.
+        let keys = crate::config::read_keys_file(
+            config.keys_file.as_deref(),
+            config.keys_format,
+            "keys_file",
+        )
+        .unwrap_or_default();
         for entry in config.server_entries() {
             let host = &entry.address;
             if entry.nts {
@@ -327,6 +334,13 @@ impl Runtime {
                 ));
                 continue;
             }
+            let mut source = NtpSource::new(source_config, now);
+            if let Some((id, (algorithm, secret))) =
+                entry.key.and_then(|id| keys.entry(id).map(|e| (id, e)))
+            {
+                // A key from the file has a length its algorithm takes.
+                let _ = source.set_key(id, algorithm, secret);
+            }
             let resolved = resolve(host).unwrap_or_default();
             // Two names for one address would be one server counted twice, and the second
             // slot would never be matched an answer: it waits for an address of its own.
@@ -350,7 +364,7 @@ impl Runtime {
                 last_resolve: Some(Instant::now()),
                 pending_tx_id: None,
             });
-            sources.push(NtpSource::new(source_config, now));
+            sources.push(source);
         }
         for host in &config.pools {
             let addresses = resolve(host).unwrap_or_default();
@@ -830,6 +844,7 @@ impl Runtime {
                 delay: st.delay,
                 jitter: st.jitter,
                 stopped: source.stopped().map(|c| format!("{c:?}").to_uppercase()),
+                key: source.key_id(),
                 nts: slot.nts.as_ref().map(|n| NtsRow {
                     cookies: source.nts_cookies().unwrap_or(0),
                     key_exchanges: n.exchanges,
@@ -856,6 +871,7 @@ impl Runtime {
                 jitter: st.jitter,
                 stopped: None,
                 nts: None,
+                key: None,
             });
         }
         let estimate = self.system.estimate();

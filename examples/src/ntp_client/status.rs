@@ -42,6 +42,9 @@ pub struct SourceRow {
     /// NTS, for an authenticated source.
     #[serde(default)]
     pub nts: Option<NtsRow>,
+    /// The symmetric key the source authenticates with, if any.
+    #[serde(default)]
+    pub key: Option<u32>,
 }
 
 /// An NTS source's authentication state (chronyc's `authdata`).
@@ -290,7 +293,8 @@ pub fn render_status(s: &ClientStatus) -> String {
                     .map_or_else(String::new, |n| match &n.last_error {
                         Some(e) if n.cookies == 0 => format!("  NTS: no cookies ({e})"),
                         _ => format!("  NTS, {} cookies", n.cookies),
-                    }),
+                    })
+                + &r.key.map_or_else(String::new, |k| format!("  key {k}")),
         );
     }
     let t = &s.tracking;
@@ -360,6 +364,7 @@ mod tests {
                 jitter: 1e-6,
                 stopped: None,
                 nts: None,
+                key: None,
             }],
             tracking: Tracking {
                 reference: "127.0.0.1".into(),
@@ -399,6 +404,7 @@ mod tests {
                 jitter: 0.0,
                 stopped: None,
                 nts: None,
+                key: None,
             }],
             ..Default::default()
         };

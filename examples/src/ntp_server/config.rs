@@ -155,6 +155,11 @@ pub struct ServerConfig {
     pub rate_limit: RateLimit,
     /// NTS, when configured.
     pub nts: Option<NtsConfig>,
+    /// Symmetric keys: a request MAC'd with one of them is answered MAC'd with the same
+    /// (chrony's `keyfile`, ntpd's `keys`).
+    pub keys_file: Option<String>,
+    /// The keys file's format: `chrony` (`ID TYPE KEY`, `HEX:` keys) or `ntpd`.
+    pub keys_format: tempora_ntp::keys::KeysFormat,
 }
 
 impl Default for ServerConfig {
@@ -177,6 +182,8 @@ impl Default for ServerConfig {
             access: AccessConfig::default(),
             rate_limit: RateLimit::default(),
             nts: None,
+            keys_file: None,
+            keys_format: tempora_ntp::keys::KeysFormat::Chrony,
         }
     }
 }
@@ -224,6 +231,7 @@ impl ConfigFile for ServerConfig {
             return Err(invalid("rate_limit.table_size", "must be 4 to 1048576"));
         }
         self.access_list()?;
+        self.symmetric_keys()?;
         if let Some(nts) = &self.nts {
             if nts.ke_listen.is_empty() {
                 return Err(invalid("nts.ke_listen", "at least one address is needed"));
@@ -296,6 +304,12 @@ impl ServerConfig {
             AccessAction::Ignore
         });
         Ok(AccessList { rules, default })
+    }
+
+    /// The symmetric keys of `keys_file` (none without one); an error names the file's
+    /// line.
+    pub fn symmetric_keys(&self) -> Result<tempora_ntp::keys::SymmetricKeys, ConfigError> {
+        crate::config::read_keys_file(self.keys_file.as_deref(), self.keys_format, "keys_file")
     }
 
     /// Threads per address.

@@ -193,6 +193,7 @@ impl NtpServer {
         let core = ServerCore {
             access,
             interleaved: config.interleaved,
+            keys: config.symmetric_keys()?,
         };
         let per_address = config.effective_threads();
         let mut sockets = Vec::new();

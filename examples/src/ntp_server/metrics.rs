@@ -113,6 +113,18 @@ fn prometheus(shared: &Shared) -> String {
         &plain(c.dropped(DropReason::RateLimited)),
     );
     metric(
+        "mac_responses_total",
+        "counter",
+        "Answers MAC'd with the symmetric key their request was MAC'd with.",
+        &plain(c.mac_responses),
+    );
+    metric(
+        "crypto_naks_total",
+        "counter",
+        "Crypto-NAKs sent: MAC'd requests of an unknown key or with a MAC that did not verify.",
+        &plain(c.crypto_naks),
+    );
+    metric(
         "send_errors_total",
         "counter",
         "Responses the kernel refused.",
@@ -228,6 +240,8 @@ pub(crate) fn status_json(shared: &Shared) -> serde_json::Value {
         "requests_by_version": { "3": c.requests_by_version[3], "4": c.requests_by_version[4] },
         "drops": drops,
         "kod_sent": { "RATE": c.kod_rate, "DENY": c.kod_deny },
+        "mac_responses": c.mac_responses,
+        "crypto_naks": c.crypto_naks,
         "upstream": shared.upstream.as_ref().map(|u| u.status_json()),
         "nts": shared.nts.as_ref().map(|n| {
             let ke = *n.ke.lock().unwrap_or_else(PoisonError::into_inner);

@@ -4,10 +4,11 @@
 use core::net::IpAddr;
 
 use tempora_ntp_proto::{
-    AssociationMode, Error as WireError, KissCode, NtpPacket, NtpTimestamp, PacketBuilder,
+    AssociationMode, Error as WireError, KissCode, MacKey, NtpPacket, NtpTimestamp, PacketBuilder,
     ServerState, Version, kiss_of_death, server_response,
 };
 
+use crate::keys::SymmetricKeys;
 use crate::nts::{
     COOKIES_PER_EXCHANGE, CookieKeys, NONCE_LEN, NtsRefusal, NtsRequest, read_nts_request,
     write_nts_nak, write_nts_response,
@@ -118,6 +119,10 @@ pub struct Counters {
     /// NTS NAKs sent: a cookie of a key no longer kept, or one that did not authenticate,
     /// or a request whose authenticator failed.
     pub nts_naks: u64,
+    /// Answers MAC'd with the symmetric key the request was MAC'd with.
+    pub mac_responses: u64,
+    /// Crypto-NAKs sent: a MAC'd request of an unknown key, or whose MAC did not verify.
+    pub crypto_naks: u64,
 }
 
 impl Counters {
@@ -138,6 +143,8 @@ impl Counters {
         self.send_errors += other.send_errors;
         self.nts_responses += other.nts_responses;
         self.nts_naks += other.nts_naks;
+        self.mac_responses += other.mac_responses;
+        self.crypto_naks += other.crypto_naks;
     }
 
     /// Drops for one reason.
@@ -187,6 +194,9 @@ pub struct ServerCore {
     pub access: AccessList,
     /// Serve interleaved mode (RFC 9769).
     pub interleaved: bool,
+    /// Symmetric keys: a request MAC'd with one of them is answered MAC'd with the same;
+    /// any other MAC'd request gets a crypto-NAK.
+    pub keys: SymmetricKeys,
 }
 
 impl ServerCore {
@@ -283,6 +293,7 @@ impl ServerCore {
                 return kiss(KissCode::Rate, counters, out);
             }
         }
+        let transmit_now = nts.as_ref().map(|n| n.transmit);
         if let Some(nts) = nts {
             match read_nts_request(request.bytes, nts.keys) {
                 Ok(None) => {}
@@ -307,10 +318,26 @@ impl ServerCore {
                 Err(NtsRefusal::Drop(_)) => return counters.drop(DropReason::NtsInvalid),
             }
         }
+        // A MAC'd request: the key it names, if it verifies with it.
+        let mac_key = match packet.mac {
+            Some(mac) if !mac.is_crypto_nak() => {
+                match MacKey::verify_packet(request.bytes, |id| self.keys.get(id)) {
+                    Ok(id) => Some(self.keys.get(id)),
+                    Err(_) => Some(None),
+                }
+            }
+            _ => None,
+        };
         let previous_tx = if self.interleaved {
             clients.interleaved_transmit(request.from, header.origin_timestamp)
         } else {
             None
+        };
+        // The MAC covers the transmit timestamp: it cannot be written after the answer is
+        // built, so it is the clock's reading given (or the receive timestamp).
+        let late_transmit = match mac_key {
+            Some(Some(_)) => Some(transmit_now.unwrap_or(request.rx)),
+            _ => None,
         };
         let response = match previous_tx {
             // Interleaved: the origin names the client's request (its receive field), the
@@ -319,17 +346,22 @@ impl ServerCore {
                 h.origin_timestamp = header.receive_timestamp;
                 h
             }),
-            None => server_response(&header, state, request.rx, request.rx),
+            None => server_response(
+                &header,
+                state,
+                request.rx,
+                late_transmit.unwrap_or(request.rx),
+            ),
         };
         let Ok(response) = response else {
             return counters.drop(DropReason::Malformed);
         };
         let built = PacketBuilder::response(out, &response, request.bytes.len()).and_then(|b| {
-            if packet.mac.is_some() {
-                // No keys are configured for the server: tell the client so.
-                b.finish_with_crypto_nak()
-            } else {
-                b.finish()
+            match mac_key {
+                Some(Some(key)) => b.finish_with_key(&key),
+                // A key we do not have, or a MAC that does not verify: tell the client so.
+                Some(None) => b.finish_with_crypto_nak(),
+                None => b.finish(),
             }
         });
         let Ok(len) = built else {
@@ -344,9 +376,14 @@ impl ServerCore {
         if previous_tx.is_some() {
             counters.interleaved += 1;
         }
+        match mac_key {
+            Some(Some(_)) => counters.mac_responses += 1,
+            Some(None) => counters.crypto_naks += 1,
+            None => {}
+        }
         Answer::Reply {
             len,
-            stamp_transmit: previous_tx.is_none(),
+            stamp_transmit: previous_tx.is_none() && late_transmit.is_none(),
             want_tx_timestamp,
         }
     }
@@ -577,6 +614,66 @@ mod tests {
         assert_eq!(a, Answer::Drop(DropReason::NtsInvalid));
     }
 
+    /// A request MAC'd with a key the server has is answered MAC'd with it (the MAC
+    /// covering the transmit timestamp, so none is written later), never longer than the
+    /// request; an unknown key or a wrong digest gets a crypto-NAK; all counted.
+    #[test]
+    fn mac_requests_get_mac_answers_or_a_crypto_nak() {
+        use tempora_ntp_proto::MacAlgorithm;
+        let mut keys = SymmetricKeys::new();
+        keys.insert(7, MacAlgorithm::AesCmac128, &[5; 16]).unwrap();
+        keys.insert(8, MacAlgorithm::Sha1, b"secret").unwrap();
+        let core = ServerCore {
+            keys,
+            ..ServerCore::default()
+        };
+        let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
+        let mut c = Counters::default();
+        let header = client_request(Version::V4, 0x77);
+        for (id, algorithm, secret) in [
+            (7, MacAlgorithm::AesCmac128, &[5u8; 16][..]),
+            (8, MacAlgorithm::Sha1, &b"secret"[..]),
+        ] {
+            let key = MacKey::new(id, algorithm, secret).unwrap();
+            let mut req = [0u8; 128];
+            let n = PacketBuilder::new(&mut req, &header)
+                .unwrap()
+                .finish_with_key(&key)
+                .unwrap();
+            let (a, bytes) = ask(&core, &mut clients, &mut c, &req[..n], "192.0.2.9", 500);
+            let Answer::Reply { stamp_transmit, .. } = a else {
+                panic!("{a:?}");
+            };
+            assert!(!stamp_transmit);
+            assert!(bytes.len() <= n);
+            assert_eq!(
+                MacKey::verify_packet(&bytes, |i| (i == id).then_some(key)),
+                Ok(id)
+            );
+            // The same request with a wrong digest, and one naming a key we do not have.
+            let mut bad = req[..n].to_vec();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            let (_, nak) = ask(&core, &mut clients, &mut c, &bad, "192.0.2.9", 600);
+            assert_eq!(
+                NtpPacket::parse(&nak).unwrap().mac,
+                Some(tempora_ntp_proto::Mac::CRYPTO_NAK)
+            );
+        }
+        let unknown = MacKey::new(99, MacAlgorithm::Md5, b"x").unwrap();
+        let mut req = [0u8; 128];
+        let n = PacketBuilder::new(&mut req, &header)
+            .unwrap()
+            .finish_with_key(&unknown)
+            .unwrap();
+        let (_, nak) = ask(&core, &mut clients, &mut c, &req[..n], "192.0.2.9", 700);
+        assert_eq!(
+            NtpPacket::parse(&nak).unwrap().mac,
+            Some(tempora_ntp_proto::Mac::CRYPTO_NAK)
+        );
+        assert_eq!((c.mac_responses, c.crypto_naks), (2, 3));
+    }
+
     #[test]
     fn every_field_of_a_basic_answer() {
         let core = ServerCore::default();
@@ -672,6 +769,7 @@ mod tests {
                 default: AccessAction::Ignore,
             },
             interleaved: false,
+            keys: SymmetricKeys::new(),
         };
         let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
         let mut c = Counters::default();
@@ -701,6 +799,7 @@ mod tests {
                 default: AccessAction::Allow,
             },
             interleaved: false,
+            keys: SymmetricKeys::new(),
         };
         let mut clients = ClientTable::new(RateLimit::default(), [7; 16]);
         let mut c = Counters::default();
