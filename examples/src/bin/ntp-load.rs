@@ -2,8 +2,17 @@
 //!
 //! ```text
 //! ntp-load [--duration S] [--rate R] [--in-flight N] [--sockets K] [--timeout S] [--json]
-//!          ADDR:PORT
+//!          [--nts KEHOST:PORT [--ca-file F] [--key-exchanges]] ADDR:PORT
 //! ```
+//!
+//! With `--nts`, every request is NTS-authenticated (RFC 8915): one key exchange at
+//! start, whose cookies make eight authenticated requests (distinct UIDs) for every
+//! request in flight, which each slot then sends in turn. A server keeps no state per request, so this
+//! costs it what fresh requests would, while the generator stays far cheaper than the
+//! server (it seals nothing per request). An answer counts when it carries its request's
+//! UID and an authenticator (not a NAK); `tests/nts_interop.rs` checks the cryptography
+//! end to end. `--key-exchanges` measures NTS-KE handshakes per second instead, one
+//! connection after another from each of the K sockets' threads.
 //!
 //! Sends client requests from K source ports with at most N in flight, at most R per
 //! second, for S seconds (at most 60), then reports responses/s, round-trip percentiles
@@ -14,6 +23,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use tempora_examples::nts::key_exchange;
+use tempora_ntp::nts::{AeadAlgorithm, NtsClient};
 use tempora_ntp_proto::{KissCode, NtpHeader, ReferenceIdKind, Stratum, Version, client_request};
 use tempora_sys_clock::{BatchOptions, BatchSocket, MAX_BATCH, RecvMeta, SendItem};
 
@@ -40,6 +51,15 @@ struct Cli {
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// NTS: the NTS-KE server, HOST:PORT; requests are then authenticated.
+    #[arg(long, value_name = "KEHOST:PORT")]
+    nts: Option<String>,
+    /// With --nts: a PEM file of CA certificates trusted besides the system's.
+    #[arg(long, value_name = "FILE", requires = "nts")]
+    ca_file: Option<std::path::PathBuf>,
+    /// With --nts: measure key exchanges per second (ADDR:PORT is then ignored).
+    #[arg(long, requires = "nts")]
+    key_exchanges: bool,
     /// The server, ADDR:PORT.
     target: SocketAddr,
 }
@@ -60,6 +80,8 @@ struct Options {
     sockets: usize,
     timeout: Duration,
     json: bool,
+    nts: Option<(String, std::sync::Arc<rustls::ClientConfig>)>,
+    key_exchanges: bool,
 }
 
 fn allowed(ip: IpAddr) -> bool {
@@ -82,7 +104,24 @@ fn parse() -> Result<Options, String> {
             cli.target
         ));
     }
+    let nts = match &cli.nts {
+        Some(host) => {
+            let ke_address = tempora_examples::net::resolve_with_port(host, 4460)?;
+            if !ke_address.iter().all(|a| allowed(a.ip())) {
+                return Err(format!(
+                    "{host} is neither loopback nor a private address: ntp-load is for your own test servers"
+                ));
+            }
+            let roots = tempora_examples::nts::client_roots(cli.ca_file.as_deref())
+                .map_err(|e| e.to_string())?;
+            let tls = tempora_examples::nts::client_tls(roots).map_err(|e| e.to_string())?;
+            Some((host.clone(), tls))
+        }
+        None => None,
+    };
     Ok(Options {
+        nts,
+        key_exchanges: cli.key_exchanges,
         target: cli.target,
         duration: Duration::from_secs_f64(cli.duration),
         rate: cli.rate,
@@ -133,6 +172,107 @@ struct Flow {
     slots: Vec<Option<(u32, Instant)>>,
     free: Vec<usize>,
     generation: u32,
+    /// NTS: each slot's authenticated requests (bytes, UID), sent in turn.
+    nts: Vec<Vec<(Vec<u8>, [u8; 32])>>,
+}
+
+/// Requests an NTS slot makes from its key exchange's cookies.
+const NTS_ROUND: usize = 8;
+
+/// A slot's authenticated requests: `NTS_ROUND` of them, generation 1 to `NTS_ROUND` in
+/// the tag, each with a UID of its own, each made from the whole association, so it asks
+/// for one cookie and no more (a client in its steady state).
+fn nts_requests(association: &NtsClient, flow: usize, slot: usize) -> Vec<(Vec<u8>, [u8; 32])> {
+    let mut out = Vec::new();
+    for g in 1..=NTS_ROUND as u64 {
+        let client = &mut association.clone();
+        let tag = (1u64 << 63) | (g << 24) | ((flow as u64) << 16) | slot as u64;
+        let mut uid = [0u8; 32];
+        uid[..8].copy_from_slice(&tag.to_le_bytes());
+        uid[8] = 0xA5;
+        let mut buf = [0u8; 1024];
+        if let Ok(n) = client.write_request(
+            &client_request(Version::V4, tag),
+            uid,
+            uid[..16].try_into().unwrap_or([0; 16]),
+            &mut buf,
+        ) {
+            out.push((buf[..n].to_vec(), uid));
+        }
+    }
+    out
+}
+
+/// Whether `bytes` is an NTS answer to a request with `uid`: the UID echoed and an
+/// authenticator (an NTS NAK has none).
+fn is_nts_answer(bytes: &[u8], uid: &[u8; 32]) -> bool {
+    use tempora_ntp_proto::{ExtensionFieldType, NtpPacket};
+    let Ok(p) = NtpPacket::parse(bytes) else {
+        return false;
+    };
+    let mut uid_ok = false;
+    let mut auth = false;
+    for f in p.extension_fields {
+        match f.field_type {
+            ExtensionFieldType::UniqueIdentifier => uid_ok = f.value == uid,
+            ExtensionFieldType::NtsAuthenticator => auth = true,
+            _ => {}
+        }
+    }
+    uid_ok && auth
+}
+
+/// NTS-KE handshakes per second: each of `threads` threads connects, exchanges keys and
+/// closes, one after another, for `duration`.
+fn key_exchange_rate(o: &Options, threads: usize) -> serde_json::Value {
+    let Some((host, tls)) = &o.nts else {
+        return serde_json::Value::Null;
+    };
+    let end = Instant::now() + o.duration;
+    let results: Vec<(u64, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut ok, mut failed) = (0u64, 0u64);
+                    while Instant::now() < end {
+                        match key_exchange(host, tls.clone(), &AeadAlgorithm::ALL, o.timeout) {
+                            Ok(_) => ok += 1,
+                            Err(_) => failed += 1,
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((0, 0)))
+            .collect()
+    });
+    let ok: u64 = results.iter().map(|r| r.0).sum();
+    let failed: u64 = results.iter().map(|r| r.1).sum();
+    serde_json::json!({
+        "ke_server": host,
+        "duration_s": o.duration.as_secs_f64(),
+        "threads": threads,
+        "key_exchanges": ok,
+        "failed": failed,
+        "key_exchanges_per_s": ok as f64 / o.duration.as_secs_f64(),
+    })
+}
+
+/// A fresh association for a slot, or `None` (counted by the caller) when the key
+/// exchange fails.
+fn associate(o: &Options) -> Option<NtsClient> {
+    let (host, tls) = o.nts.as_ref()?;
+    key_exchange(
+        host,
+        tls.clone(),
+        &AeadAlgorithm::ALL,
+        Duration::from_secs(5),
+    )
+    .ok()
+    .map(|a| a.client)
 }
 
 fn main() -> ExitCode {
@@ -143,6 +283,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if o.key_exchanges {
+        let report = key_exchange_rate(&o, o.sockets);
+        if o.json {
+            println!("{report}");
+        } else {
+            println!(
+                "{}: {} key exchanges in {:.1} s from {} threads: {:.0}/s; {} failed",
+                report["ke_server"].as_str().unwrap_or_default(),
+                report["key_exchanges"],
+                o.duration.as_secs_f64(),
+                o.sockets,
+                report["key_exchanges_per_s"].as_f64().unwrap_or(0.0),
+                report["failed"]
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    let mut key_exchanges = 0u64;
+    let mut ke_failures = 0u64;
+    // One key exchange serves every slot: the server keeps no state per cookie.
+    let mut association: Option<NtsClient> = None;
     let bind: SocketAddr = if o.target.is_ipv4() {
         SocketAddr::from(([0, 0, 0, 0], 0))
     } else {
@@ -169,13 +330,34 @@ fn main() -> ExitCode {
             eprintln!("ntp-load: {e}");
             return ExitCode::FAILURE;
         }
+        let mut nts = Vec::new();
+        if o.nts.is_some() {
+            if association.is_none() {
+                association = associate(&o);
+                key_exchanges += u64::from(association.is_some());
+                ke_failures += u64::from(association.is_none());
+            }
+            for slot in 0..per_socket {
+                nts.push(
+                    association
+                        .as_ref()
+                        .map_or_else(Vec::new, |a| nts_requests(a, flows.len(), slot)),
+                );
+            }
+        }
         flows.push(Flow {
             socket,
             slots: vec![None; per_socket],
             free: (0..per_socket).rev().collect(),
             generation: 1,
+            nts,
         });
     }
+    if o.nts.is_some() && key_exchanges == 0 {
+        eprintln!("ntp-load: no NTS key exchange succeeded");
+        return ExitCode::FAILURE;
+    }
+    let (mut unauthenticated, mut naks) = (0u64, 0u64);
     let mut hist = Histogram::new();
     let (mut sent, mut timeouts, mut malformed, mut other) = (0u64, 0u64, 0u64, 0u64);
     let mut kisses: std::collections::BTreeMap<String, u64> = Default::default();
@@ -184,8 +366,9 @@ fn main() -> ExitCode {
     let mut budget = 0.0f64;
     let mut last_refill = start;
     let mut last_sweep = start;
-    let mut requests = [[0u8; 48]; MAX_BATCH];
-    let mut bufs = [[0u8; 128]; MAX_BATCH];
+    let mut requests = vec![[0u8; 1024]; MAX_BATCH];
+    let mut lens = [48usize; MAX_BATCH];
+    let mut bufs = vec![[0u8; 1024]; MAX_BATCH];
     let mut meta = [RecvMeta::default(); MAX_BATCH];
     let mut ids = [None; MAX_BATCH];
     let hard_stop = start + o.duration + o.timeout + Duration::from_secs(1);
@@ -203,27 +386,51 @@ fn main() -> ExitCode {
             if sending {
                 let n = flow.free.len().min(MAX_BATCH).min(budget as usize);
                 if n > 0 {
-                    for request in requests.iter_mut().take(n) {
+                    let mut made = 0;
+                    for _ in 0..n {
                         let Some(slot) = flow.free.pop() else { break };
                         flow.generation = flow.generation.wrapping_add(1).max(1);
-                        flow.slots[slot] = Some((flow.generation, now));
-                        let tag = (1u64 << 63)
-                            | (u64::from(flow.generation) << 24)
-                            | ((fi as u64) << 16)
-                            | slot as u64;
-                        *request = client_request(Version::V4, tag).to_bytes();
+                        let len = match flow.nts.get(slot) {
+                            None => {
+                                let tag = (1u64 << 63)
+                                    | (u64::from(flow.generation) << 24)
+                                    | ((fi as u64) << 16)
+                                    | slot as u64;
+                                let header = client_request(Version::V4, tag);
+                                requests[made][..48].copy_from_slice(&header.to_bytes());
+                                Some(48)
+                            }
+                            Some(round) if round.is_empty() => None,
+                            Some(round) => {
+                                // Generation 1..=NTS_ROUND names the request sent.
+                                let g = (flow.generation as usize % round.len()) + 1;
+                                flow.generation = g as u32;
+                                let (bytes, _) = &round[g - 1];
+                                requests[made][..bytes.len()].copy_from_slice(bytes);
+                                Some(bytes.len())
+                            }
+                        };
+                        match len {
+                            Some(len) => {
+                                flow.slots[slot] = Some((flow.generation, now));
+                                lens[made] = len;
+                                made += 1;
+                            }
+                            None => flow.free.push(slot),
+                        }
                     }
-                    let items: Vec<SendItem<'_>> = requests[..n]
+                    let items: Vec<SendItem<'_>> = requests[..made]
                         .iter()
-                        .map(|r| SendItem {
-                            data: r,
+                        .zip(&lens[..made])
+                        .map(|(r, len)| SendItem {
+                            data: &r[..*len],
                             to: o.target,
                             tx_timestamp: false,
                         })
                         .collect();
                     let k = flow.socket.send_batch(&items, &mut ids).unwrap_or(0);
                     // Requests the kernel did not take go back to the free list.
-                    for r in &requests[k..n] {
+                    for r in &requests[k..made] {
                         let slot = (u64::from_be_bytes(r[40..48].try_into().unwrap_or([0; 8]))
                             & 0xFFFF) as usize;
                         flow.slots[slot] = None;
@@ -236,7 +443,8 @@ fn main() -> ExitCode {
             let got = flow.socket.recv_batch(&mut bufs, &mut meta).unwrap_or(0);
             let at = Instant::now();
             for i in 0..got {
-                let Ok(h) = NtpHeader::parse_bytes(&bufs[i][..meta[i].len]) else {
+                let bytes = &bufs[i][..meta[i].len.min(1024)];
+                let Ok(h) = NtpHeader::parse_bytes(bytes) else {
                     malformed += 1;
                     continue;
                 };
@@ -251,6 +459,24 @@ fn main() -> ExitCode {
                 let generation = ((tag >> 24) & 0xFFFF_FFFF) as u32;
                 match flow.slots.get(slot).copied().flatten() {
                     Some((g, sent_at)) if g == generation && (tag >> 16) & 0xFF == fi as u64 => {
+                        // NTS: only what authenticates counts; an NTS NAK asks for a new
+                        // key exchange.
+                        if let Some(round) = flow.nts.get(slot) {
+                            let uid = (generation as usize)
+                                .checked_sub(1)
+                                .and_then(|i| round.get(i))
+                                .map(|r| r.1);
+                            if !uid.is_some_and(|u| is_nts_answer(bytes, &u)) {
+                                if h.stratum == Stratum::KISS_OF_DEATH {
+                                    naks += 1;
+                                    flow.slots[slot] = None;
+                                    flow.free.push(slot);
+                                } else {
+                                    unauthenticated += 1;
+                                }
+                                continue;
+                            }
+                        }
                         flow.slots[slot] = None;
                         flow.free.push(slot);
                         if h.mode != tempora_ntp_proto::AssociationMode::Client
@@ -302,6 +528,13 @@ fn main() -> ExitCode {
         "malformed": malformed,
         "unmatched": other,
         "kod": kisses,
+        "nts": o.nts.as_ref().map(|(host, _)| serde_json::json!({
+            "ke_server": host,
+            "key_exchanges": key_exchanges,
+            "key_exchange_failures": ke_failures,
+            "unauthenticated": unauthenticated,
+            "naks": naks,
+        })),
     });
     if o.json {
         println!("{report}");

@@ -471,6 +471,7 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
         },
     }; 32];
     let mut counters = Counters::default();
+    let mut randomness = crate::random::BufferedRandom::new();
     let mut rxs = [NtpTimestamp::ZERO; MAX_BATCH];
     let idle = SendItem {
         data: &[],
@@ -492,7 +493,7 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
             {
                 let mut clients = lock(&shared.clients);
                 let nts_keys = shared.nts.as_ref().map(|n| lock_read(&n.keys));
-                let mut random = |b: &mut [u8]| getrandom::fill(b).is_ok();
+                let mut random = |b: &mut [u8]| randomness.fill(b);
                 for i in 0..n {
                     let m = meta[i];
                     let Some(from) = m.from else {
