@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Killed, chronyc, chronyd, free_udp_port, scratch, wait_for};
+use common::{chronyc, chronyd, free_tcp_port, free_udp_port, scratch, wait_for};
 use tempora_examples::ntp_client::ClientStatus;
 use tempora_examples::ntp_server::{NtpServer, ServerConfig, TimeSource};
 
@@ -18,14 +17,6 @@ use tempora_examples::ntp_server::{NtpServer, ServerConfig, TimeSource};
 const KEYS: &str = "1 AES128 HEX:8A3E0C1D2B4F5A6978E1D2C3B4A59687\n\
                     2 SHA1 HEX:A6CFC50C9C93AB6E5A19754C246242FC5471BCDF\n\
                     3 MD5 tempora-test\n";
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Our client with three keyed sources on chronyd's port: key 1 and key 2, which
 /// chronyd has, and, against our own keyless server, key 3, which gets crypto-NAKs and is
@@ -69,17 +60,7 @@ fn our_client_authenticates_to_chronyd_with_symmetric_keys() {
         ),
     )
     .unwrap();
-    let _client = Killed(
-        Command::new("setpriv")
-            .args(["--bounding-set=-sys_time", "--"])
-            .arg(env!("CARGO_BIN_EXE_ntp-client"))
-            .args(["run", "--observe", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _client = common::observing_client(env!("CARGO_BIN_EXE_ntp-client"), &config);
     let address = format!("127.0.0.1:{status_port}").parse().unwrap();
     let status = wait_for(Duration::from_secs(30), || {
         let body = tempora_examples::http::get(address, "/status").ok()?;

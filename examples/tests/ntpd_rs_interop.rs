@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Killed, chronyd, free_udp_port, scratch, wait_for};
+use common::{Killed, chronyd, free_tcp_port, free_udp_port, pki, scratch, wait_for};
 use tempora_examples::ntp_server::{NtpServer, NtsConfig, ServerConfig, TimeSource};
 
 fn ntpd_rs() -> Option<PathBuf> {
@@ -43,88 +43,6 @@ fn shim(dir: &Path) -> PathBuf {
         .success();
     assert!(ok, "the shim did not build");
     out
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A test CA (`ca.pem`) and a certificate for 127.0.0.1 (`server.pem`, `server.key`).
-fn pki(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Tempora test CA",
-    ]);
-    openssl(dir, &a);
-    let mut a = vec!["req"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    openssl(dir, &a);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// ntpd-rs with `config`, the shim preloaded, without CAP_SYS_TIME.
@@ -158,7 +76,7 @@ fn log_of(dir: &Path) -> String {
 fn ntpd_rs_is_an_nts_client_of_our_server() {
     let Some(binary) = ntpd_rs() else { return };
     let dir = scratch("ntpd-rs-client");
-    pki(&dir);
+    let _ = pki(&dir);
     let server = NtpServer::start(&ServerConfig {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         threads: 1,
@@ -232,7 +150,7 @@ fn ntpd_rs_is_an_nts_client_of_our_server() {
 fn our_client_authenticates_against_ntpd_rs() {
     let Some(binary) = ntpd_rs() else { return };
     let dir = scratch("ntpd-rs-server");
-    pki(&dir);
+    let _ = pki(&dir);
     let upstream = free_udp_port();
     let Some(_chronyd) = chronyd(
         "ntpd-rs-upstream",

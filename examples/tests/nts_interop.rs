@@ -8,97 +8,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Killed, chronyc, chronyd, free_udp_port, scratch, wait_for};
+use common::{Killed, Pki, chronyc, chronyd, free_tcp_port, free_udp_port, pki, scratch, wait_for};
 use tempora_examples::ntp_server::{NtpServer, NtsConfig, ServerConfig, TimeSource};
-
-/// A test CA and a server certificate for 127.0.0.1 and localhost, signed by it.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (apt-get install openssl; .ci/run does)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn pki(dir: &Path) -> Pki {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut args = vec!["req", "-x509"];
-    args.extend(ec);
-    args.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Tempora test CA",
-    ]);
-    openssl(dir, &args);
-    let mut args = vec!["req"];
-    args.extend(ec);
-    args.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    openssl(dir, &args);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    Pki {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-    }
-}
 
 fn query(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ntp-client"))
@@ -106,15 +20,6 @@ fn query(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-/// A free TCP port on loopback.
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// chronyd as an NTS server: NTP on `ntp_port`, NTS-KE on `ke_port`.
@@ -195,12 +100,10 @@ fn a_certificate_our_roots_do_not_trust_gives_no_time() {
     assert!(problem.contains("invalid peer certificate"), "{problem}");
 }
 
-#[test]
-fn a_tls_server_without_ntske_alpn_is_refused() {
-    let dir = scratch("nts-alpn");
-    let pki = pki(&dir);
-    let port = free_tcp_port();
-    let _server = Killed(
+/// openssl's TLS 1.3 server with our certificate and ALPN http/1.1 (no NTS-KE) on
+/// `port`, stopped by PID when dropped.
+fn tls_server_without_ntske(pki: &Pki, port: u16) -> Killed {
+    Killed(
         Command::new("openssl")
             .args([
                 "s_server", "-quiet", "-tls1_3", "-alpn", "http/1.1", "-accept",
@@ -215,7 +118,15 @@ fn a_tls_server_without_ntske_alpn_is_refused() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
-    );
+    )
+}
+
+#[test]
+fn a_tls_server_without_ntske_alpn_is_refused() {
+    let dir = scratch("nts-alpn");
+    let pki = pki(&dir);
+    let port = free_tcp_port();
+    let _server = tls_server_without_ntske(&pki, port);
     let host = format!("127.0.0.1:{port}");
     let ca = pki.ca.to_string_lossy().into_owned();
     let out = wait_for(Duration::from_secs(10), || {
@@ -520,22 +431,7 @@ fn the_client_daemon_uses_only_authenticated_nts_sources() {
     };
     let ours = our_nts_server(&pki, |_| {});
     let bogus_port = free_tcp_port();
-    let _bogus = Killed(
-        Command::new("openssl")
-            .args([
-                "s_server", "-quiet", "-tls1_3", "-alpn", "http/1.1", "-accept",
-            ])
-            .arg(bogus_port.to_string())
-            .arg("-cert")
-            .arg(&pki.cert)
-            .arg("-key")
-            .arg(&pki.key)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _bogus = tls_server_without_ntske(&pki, bogus_port);
     let status_port = free_tcp_port();
     let config = dir.join("client.toml");
     std::fs::write(
@@ -550,17 +446,7 @@ fn the_client_daemon_uses_only_authenticated_nts_sources() {
         ),
     )
     .unwrap();
-    let _client = Killed(
-        Command::new("setpriv")
-            .args(["--bounding-set=-sys_time", "--"])
-            .arg(env!("CARGO_BIN_EXE_ntp-client"))
-            .args(["run", "--observe", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _client = common::observing_client(env!("CARGO_BIN_EXE_ntp-client"), &config);
     let address = format!("127.0.0.1:{status_port}").parse().unwrap();
     let status = wait_for(Duration::from_secs(30), || {
         let body = tempora_examples::http::get(address, "/status").ok()?;
