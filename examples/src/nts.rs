@@ -97,6 +97,39 @@ pub struct NtsAssociation {
     pub client: NtsClient,
 }
 
+impl NtsAssociation {
+    /// The NTP server as `HOST:PORT` (an IPv6 address in brackets), to resolve.
+    pub fn ntp_address(&self) -> String {
+        if self.ntp_host.contains(':') {
+            format!("[{}]:{}", self.ntp_host, self.ntp_port)
+        } else {
+            format!("{}:{}", self.ntp_host, self.ntp_port)
+        }
+    }
+}
+
+/// The association's keys from a finished TLS session, either side: each direction's
+/// key exported with the RFC's label and context for `algorithm` (RFC 8915 5.1).
+fn export_keys<D>(
+    conn: &rustls::ConnectionCommon<D>,
+    algorithm: AeadAlgorithm,
+) -> Result<NtsKeys, rustls::Error> {
+    let export = |direction| {
+        let mut key = vec![0u8; algorithm.key_len()];
+        conn.export_keying_material(
+            &mut key[..],
+            EXPORTER_LABEL.as_bytes(),
+            Some(&exporter_context(algorithm.id(), direction)),
+        )?;
+        Ok::<_, rustls::Error>(key)
+    };
+    let c2s = export(KeyDirection::ClientToServer)?;
+    let s2c = export(KeyDirection::ServerToClient)?;
+    // Exported at the algorithm's own key length: cannot be refused.
+    NtsKeys::new(algorithm, &c2s, &s2c)
+        .map_err(|e| rustls::Error::General(format!("NTS keys: {e}")))
+}
+
 /// The roots a client trusts: the system's store (as chrony and ntpd-rs use it, so an
 /// operator's CA updates reach NTS too) and, if given, the certificates of `ca_file`.
 pub fn client_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, KeFailure> {
@@ -252,24 +285,7 @@ pub fn key_exchange(
         }
     };
     let algorithm = response.algorithm;
-    let export = |direction| {
-        let mut key = vec![0u8; algorithm.key_len()];
-        tls.conn
-            .export_keying_material(
-                &mut key[..],
-                EXPORTER_LABEL.as_bytes(),
-                Some(&exporter_context(algorithm.id(), direction)),
-            )
-            .map(|_| ())?;
-        Ok(key)
-    };
-    let tls_fail = |source| KeFailure::Tls {
-        host: name.clone(),
-        source,
-    };
-    let c2s = export(KeyDirection::ClientToServer).map_err(tls_fail)?;
-    let s2c = export(KeyDirection::ServerToClient).map_err(tls_fail)?;
-    let keys = NtsKeys::new(algorithm, &c2s, &s2c).map_err(|source| KeFailure::Protocol {
+    let keys = export_keys(&tls.conn, algorithm).map_err(|source| KeFailure::Tls {
         host: name.clone(),
         source,
     })?;
@@ -624,21 +640,7 @@ fn key_exchange_with(
             return Err(KeOutcome::NoAgreement);
         }
     };
-    let export = |direction| {
-        let mut key = vec![0u8; algorithm.key_len()];
-        tls.conn
-            .export_keying_material(
-                &mut key[..],
-                EXPORTER_LABEL.as_bytes(),
-                Some(&exporter_context(algorithm.id(), direction)),
-            )
-            .map(|_| ())
-            .map_err(|_| KeOutcome::Tls)?;
-        Ok(key)
-    };
-    let c2s = export(KeyDirection::ClientToServer)?;
-    let s2c = export(KeyDirection::ServerToClient)?;
-    let keys = NtsKeys::new(algorithm, &c2s, &s2c).map_err(|_| KeOutcome::Tls)?;
+    let keys = export_keys(&tls.conn, algorithm).map_err(|_| KeOutcome::Tls)?;
     let mut nonces = [0u8; 16 * tempora_ntp::nts::COOKIES_PER_EXCHANGE];
     getrandom::fill(&mut nonces).map_err(|_| KeOutcome::Tls)?;
     let cookies: Vec<Vec<u8>> = {

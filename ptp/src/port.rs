@@ -1089,14 +1089,16 @@ mod tests {
     /// Runs a port through a master 3 ms ahead (a step at lock, then frequencies) and
     /// returns the actions it asked for.
     fn actions_with(steering: bool) -> Vec<ClockAction> {
-        actions_refusing(steering, 8, |_| false)
+        actions_refusing(steering, 8, None, |_| false)
     }
 
     /// The same for `syncs` Syncs, with the clock refusing the actions `refuse` picks
-    /// (told to the port, and not returned); the clock itself never moves.
+    /// (told to the port, and not returned), and the port told to stop steering at Sync
+    /// `stop_at` before its actions are taken; the clock itself never moves.
     fn actions_refusing(
         steering: bool,
         syncs: u16,
+        stop_at: Option<u16>,
         mut refuse: impl FnMut(&ClockAction) -> bool,
     ) -> Vec<ClockAction> {
         let me = PortIdentity {
@@ -1131,6 +1133,10 @@ mod tests {
                 let t4 = t3 + 50_000 + 3_000_000;
                 port.handle_message(&delay_resp(good, me, req.sequence_id, t4), 0, at(t + 0.02));
             }
+            if stop_at == Some(seq) {
+                port.set_steering(false);
+                assert!(!port.steering());
+            }
             while let Some(action) = port.poll_action() {
                 if refuse(&action) {
                     port.handle_action_refused(action);
@@ -1147,7 +1153,7 @@ mod tests {
     #[test]
     fn a_refused_step_is_asked_for_again() {
         let mut refused = 0;
-        let actions = actions_refusing(true, 12, |a| {
+        let actions = actions_refusing(true, 12, None, |a| {
             let step = matches!(a, ClockAction::Step { .. });
             if step && refused == 0 {
                 refused += 1;
@@ -1166,18 +1172,24 @@ mod tests {
         );
     }
 
-    /// Told to stop steering, the port gives no more actions and drops those queued.
+    /// Told to stop steering at the Sync that locks (the step and a frequency queued),
+    /// the port drops what is queued and gives nothing after.
     #[test]
     fn a_port_told_to_stop_steering_gives_no_actions() {
-        let me = PortIdentity {
-            clock_identity: ClockIdentity::from_mac([0x02, 0, 0, 0, 0, 9]),
-            port_number: 1,
-        };
-        let mut port = PtpPort::new(me, PortConfig::default());
-        assert!(port.steering());
-        port.set_steering(false);
-        assert!(!port.steering());
-        assert!(port.poll_action().is_none());
+        let steering = actions_with(true);
+        let step_at = steering
+            .iter()
+            .position(|a| matches!(a, ClockAction::Step { .. }))
+            .unwrap();
+        let stopped = actions_refusing(true, 8, Some(3), |_| false);
+        assert!(
+            !stopped
+                .iter()
+                .any(|a| matches!(a, ClockAction::Step { .. })),
+            "{stopped:?}"
+        );
+        // Only what came before the stop: the actions before the step.
+        assert_eq!(stopped, steering[..step_at], "{stopped:?}");
     }
 
     #[test]

@@ -289,11 +289,7 @@ fn query_nts_host(
             return vec![r];
         }
     };
-    let ntp = if association.ntp_host.contains(':') {
-        format!("[{}]:{}", association.ntp_host, association.ntp_port)
-    } else {
-        format!("{}:{}", association.ntp_host, association.ntp_port)
-    };
+    let ntp = association.ntp_address();
     let addresses = match crate::net::resolve(&ntp) {
         Ok(a) => a,
         Err(e) => {

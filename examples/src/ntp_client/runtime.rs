@@ -603,11 +603,7 @@ impl Runtime {
                 };
                 nts.running = None;
                 let resolved = result.and_then(|a| {
-                    let ntp = if a.ntp_host.contains(':') {
-                        format!("[{}]:{}", a.ntp_host, a.ntp_port)
-                    } else {
-                        format!("{}:{}", a.ntp_host, a.ntp_port)
-                    };
+                    let ntp = a.ntp_address();
                     let addresses = resolve(&ntp)?;
                     let address = addresses
                         .iter()
