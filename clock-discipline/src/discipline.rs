@@ -94,6 +94,8 @@ pub struct Discipline {
     /// The frequency correction that keeps the clock on time, ppm.
     base_ppm: f64,
     base_error_ppm: f64,
+    /// How far the last update moved the base frequency, ppm.
+    base_change_ppm: f64,
     /// The frequency now set: base plus the phase-correction rate.
     set_ppm: f64,
     correction_end: Option<LocalInstant>,
@@ -113,6 +115,7 @@ impl Discipline {
             gate: StepGate::default(),
             base_ppm: 0.0,
             base_error_ppm: config.max_frequency_ppm,
+            base_change_ppm: 0.0,
             set_ppm: 0.0,
             correction_end: None,
             last_update: None,
@@ -148,6 +151,30 @@ impl Discipline {
             ppm: self.base_ppm,
             error_ppm: self.base_error_ppm,
         }
+    }
+
+    /// The part of the last offset correction still to be made at `now`, seconds: the
+    /// correction rate times the time left (zero once it ended or after a step).
+    pub fn correction_remaining(&self, now: LocalInstant) -> f64 {
+        match self.correction_end {
+            Some(end) if end > now => {
+                (self.set_ppm - self.base_ppm) * 1e-6 * end.seconds_since(now)
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// The standard error of the base frequency, ppm: how wrong the frequency that keeps
+    /// the clock on time may be (the configured maximum until the estimator gave one).
+    pub fn frequency_error_ppm(&self) -> f64 {
+        self.base_error_ppm
+    }
+
+    /// How far the last update moved the base frequency, ppm: while the estimate still
+    /// moves by more than its stated error, the move is the better measure of how wrong
+    /// it may be.
+    pub fn frequency_change_ppm(&self) -> f64 {
+        self.base_change_ppm
     }
 
     /// The frequency correction set now, ppm.
@@ -247,10 +274,12 @@ impl Discipline {
         // The frequency the estimator measured: the residual is against the frequency set
         // now, which includes any offset-correction rate still running.
         if let Some((residual, error)) = input.frequency {
-            self.base_ppm = (self.set_ppm + residual * 1e6).clamp(
+            let base_ppm = (self.set_ppm + residual * 1e6).clamp(
                 -self.config.max_frequency_ppm,
                 self.config.max_frequency_ppm,
             );
+            self.base_change_ppm = base_ppm - self.base_ppm;
+            self.base_ppm = base_ppm;
             self.base_error_ppm = error * 1e6;
         }
 

@@ -21,12 +21,14 @@
     clippy::std_instead_of_alloc
 )]
 
+mod bound;
 mod discipline;
 mod leap;
 mod policy;
 mod rfc;
 mod servo;
 
+pub use bound::{BoundConfig, BoundTracker, BoundUpdate};
 pub use discipline::{
     Discipline, DisciplineConfig, DisciplineInput, FrequencyState, SLOW_SLEW_PPM,
 };

@@ -129,6 +129,11 @@ impl RfcDiscipline {
         self.frequency * 1e6
     }
 
+    /// The phase still to be slewed, seconds (the residual of the last offset).
+    pub fn offset_remaining(&self) -> f64 {
+        self.offset
+    }
+
     /// Clock jitter and frequency wander (RFC section 11.3), seconds and ppm.
     pub fn jitter_and_wander(&self) -> (f64, f64) {
         (self.jitter, self.wander * 1e6)

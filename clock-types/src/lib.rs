@@ -13,6 +13,10 @@
     clippy::std_instead_of_alloc
 )]
 
+pub mod bound;
+
+pub use bound::{BoundReadError, BoundReading, BoundSnapshot, ClockStatus, ErrorBound};
+
 /// A point on the local clock's timescale, in nanoseconds from an arbitrary origin.
 /// Integer, so that long runs lose no precision; differences come out as `f64` seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -107,4 +107,6 @@ pub use system::{
 };
 
 #[doc(no_inline)]
-pub use tempora_clock_types::{ClockAction, LocalInstant};
+pub use tempora_clock_discipline::BoundConfig;
+#[doc(no_inline)]
+pub use tempora_clock_types::{ClockAction, ClockStatus, ErrorBound, LocalInstant};

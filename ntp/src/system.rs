@@ -6,20 +6,29 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use tempora_clock_discipline::{
-    Discipline, DisciplineConfig, DisciplineError, DisciplineInput, FrequencyState, RfcConfig,
-    RfcDiscipline,
+    BoundConfig, BoundTracker, BoundUpdate, Discipline, DisciplineConfig, DisciplineError,
+    DisciplineInput, FrequencyState, RfcConfig, RfcDiscipline,
 };
 use tempora_clock_filter::{
     Candidate, CandidateVerdict, SelectionConfig, SelectionError, SelectionMark, SystemEstimate,
     select,
 };
-use tempora_clock_types::{ActionList, ClockAction, ClockCorrection, Leap, LocalInstant};
+use tempora_clock_types::{
+    ActionList, ClockAction, ClockCorrection, ErrorBound, Leap, LocalInstant,
+};
 use tempora_ntp_proto::{
     LeapIndicator, Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState, Stratum,
 };
 
 use crate::refclock::RefclockSource;
 use crate::source::{NtpSource, NtsRandomness, ResponseOutcome};
+
+/// The frequency error assumed of a clock nobody steers before a frequency is measured,
+/// ppm: the most an oscillator the kernel accepts may be off.
+const MAX_UNSTEERED_PPM: f64 = 500.0;
+
+/// The frequency error the RFC discipline's bound assumes, ppm (RFC 5905's PHI).
+const RFC_FREQUENCY_ERROR_PPM: f64 = 15.0;
 
 /// Events kept for [`NtpSystem::poll_event`] at most; older ones are dropped first, so a
 /// caller that never polls does not grow memory.
@@ -166,6 +175,8 @@ pub struct NtpSystem {
     events: VecDeque<SystemEvent>,
     /// The next source [`Self::poll_transmit`] looks at (round robin).
     next_transmit: usize,
+    /// The bound on the clock's error, kept from update to update.
+    bound: BoundTracker,
 }
 
 impl NtpSystem {
@@ -212,7 +223,61 @@ impl NtpSystem {
             actions: VecDeque::new(),
             events: VecDeque::new(),
             next_transmit: 0,
+            bound: BoundTracker::new(BoundConfig::default()),
         }
+    }
+
+    /// Sets how the error bound is computed ([`Self::error_bound`]); the bound so far is
+    /// kept until the next update.
+    pub fn set_bound_config(&mut self, config: BoundConfig) {
+        let mut tracker = BoundTracker::new(config);
+        if self.bound.bound(LocalInstant(0), 0.0, f64::INFINITY).status
+            != tempora_clock_types::ClockStatus::Unknown
+        {
+            // An anchor cannot be carried over with other terms: wait for the next update.
+            tracker.disrupt();
+        }
+        self.bound = tracker;
+    }
+
+    /// The bound on the clock's error at `now`: what the last update measured (its
+    /// standard error times the confidence, half the root delay, the root dispersion), the
+    /// part of its offset not yet corrected, and the drift allowance times the time
+    /// since. FreeRunning after eight poll intervals of the system peer without an update;
+    /// Disrupted from a disruption ([`Self::handle_disruption`], a refused correction, an
+    /// update that finds the clock outside the bound it had) to the next update.
+    pub fn error_bound(&self, now: LocalInstant) -> ErrorBound {
+        let remaining = self.correction_remaining(now);
+        let poll = self
+            .estimate
+            .and_then(|e| self.sources.get(e.system_peer))
+            .map_or(6, NtpSource::poll);
+        let free_running_after = 8.0 * f64::from(1u32 << poll.clamp(0, 17));
+        self.bound.bound(now, remaining, free_running_after)
+    }
+
+    /// The part of the last offset correction still to be made at `now`, seconds (what
+    /// chronyc calls the system time's offset); zero when observing only.
+    pub fn correction_remaining(&self, now: LocalInstant) -> f64 {
+        if self.config.observe_only {
+            return 0.0;
+        }
+        match &self.steering {
+            Steering::Default(d) => d.correction_remaining(now),
+            Steering::Rfc(r) => r.offset_remaining(),
+        }
+    }
+
+    /// Disruptions of the clock found so far (see [`Self::error_bound`]).
+    pub fn disruptions(&self) -> u64 {
+        self.bound.disruptions()
+    }
+
+    /// The clock was disturbed behind this system's back (stepped by another program, a
+    /// VM snapshot reverted, found by the caller): the error bound reads Disrupted until
+    /// the next update.
+    pub fn handle_disruption(&mut self) {
+        self.bound.disrupt();
     }
 
     /// The NTP sources, in configuration order.
@@ -506,12 +571,46 @@ impl NtpSystem {
             system_peer: peer,
             ..estimate
         });
+        let peer_candidate = candidates[estimate.system_peer];
+        // The exchange that just came in, where its source survived selection.
+        let sample = self
+            .sources
+            .iter()
+            .zip(&self.verdicts)
+            .filter(|(_, v)| matches!(v, CandidateVerdict::SystemPeer | CandidateVerdict::Combined))
+            .filter_map(|(s, _)| s.last_measurement())
+            .filter(|m| m.time <= now && now.seconds_since(m.time) < 1.0)
+            .map(|m| {
+                let half_width =
+                    m.delay / 2.0 + m.dispersion + m.root_delay / 2.0 + m.root_dispersion;
+                (m.offset, half_width)
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let measured = |frequency_error_ppm: f64, corrected: bool| BoundUpdate {
+            offset: estimate.offset,
+            // The system jitter: the system peer's own and the survivors' spread.
+            offset_error: estimate.jitter,
+            // To the primary reference and back: the server's root delay and ours to it.
+            root_delay: estimate.root_delay,
+            // What the server says of its own error, and our sample's (precision, the
+            // estimate's standard error). The announced root dispersion also carries the
+            // jitter, the offset and RFC 5905's 15 ppm aging; the bound has terms of its
+            // own for those.
+            root_dispersion: peer_candidate.root_dispersion + peer_candidate.dispersion,
+            frequency_error_ppm,
+            sample,
+            corrected,
+        };
         if self.config.observe_only {
+            // Nothing corrects the clock: its whole offset and frequency error stay.
+            let drift_ppm = estimate
+                .frequency
+                .map_or(MAX_UNSTEERED_PPM, |(f, e)| (f.abs() + e.abs()) * 1e6);
+            self.bound.update(&measured(drift_ppm, false), now, 0.0);
             self.last_update = Some(now);
             self.updates += 1;
             return Ok(ActionList::new());
         }
-        let peer_candidate = candidates[estimate.system_peer];
         let agreeing = self
             .verdicts
             .iter()
@@ -528,7 +627,11 @@ impl NtpSystem {
             StepQuorum::Majority => agreeing > total / 2,
             StepQuorum::Any => true,
         };
-        let actions = match &mut self.steering {
+        let (remaining_before, frequency_error_ppm) = match &self.steering {
+            Steering::Default(d) => (d.correction_remaining(now), d.frequency_error_ppm()),
+            Steering::Rfc(r) => (r.offset_remaining(), RFC_FREQUENCY_ERROR_PPM),
+        };
+        let result = match &mut self.steering {
             Steering::Default(d) => d.update(
                 &DisciplineInput {
                     offset: estimate.offset,
@@ -538,9 +641,21 @@ impl NtpSystem {
                     step_quorum,
                 },
                 now,
-            )?,
-            Steering::Rfc(r) => r.update(estimate.offset, now)?,
+            ),
+            Steering::Rfc(r) => r.update(estimate.offset, now),
         };
+        let frequency_error_ppm = match &self.steering {
+            Steering::Default(d) => d.frequency_error_ppm().max(d.frequency_change_ppm().abs()),
+            Steering::Rfc(_) => frequency_error_ppm,
+        };
+        // A refused correction (a step beyond the panic threshold, say) leaves the whole
+        // offset on the clock.
+        self.bound.update(
+            &measured(frequency_error_ppm, result.is_ok()),
+            now,
+            remaining_before,
+        );
+        let actions = result?;
         self.carry(&actions, now);
         self.last_update = Some(now);
         self.updates += 1;
@@ -575,6 +690,10 @@ impl NtpSystem {
     /// system passes on stay true. Call it for each refused action, in the order given;
     /// [`Self::set_observe_only`] usually follows.
     pub fn handle_action_refused(&mut self, action: ClockAction, now: LocalInstant) {
+        if action.correction(self.frequency_ppm, now).is_some() {
+            // The correction the bound counts on was not made.
+            self.bound.disrupt();
+        }
         match action {
             ClockAction::Step { offset } | ClockAction::Slew { offset } => {
                 self.correct_samples(ClockCorrection::Step {
@@ -597,6 +716,10 @@ impl NtpSystem {
     /// Measures and reports only from now on (or steers again): no actions are given,
     /// and those still queued are dropped.
     pub fn set_observe_only(&mut self, observe_only: bool) {
+        if observe_only && !self.config.observe_only {
+            // A correction under way stops: the bound assumed it would finish.
+            self.bound.disrupt();
+        }
         self.config.observe_only = observe_only;
         if observe_only {
             self.actions.clear();

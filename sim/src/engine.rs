@@ -6,7 +6,7 @@ use std::collections::BinaryHeap;
 
 use tempora_clock_discipline::{DisciplineConfig, RfcConfig};
 use tempora_clock_filter::{CandidateVerdict, SelectionConfig};
-use tempora_clock_types::{ClockAction, SteeredClock};
+use tempora_clock_types::{BoundSnapshot, ClockAction, SteeredClock};
 use tempora_ntp::{
     DisciplineKind, NtpSource, NtpSystem, REQUEST_LEN, SourceConfig, StepQuorum, SystemConfig,
     SystemEvent,
@@ -23,7 +23,7 @@ use tempora_ptp_proto::{
 
 use crate::model::{Link, Rng, SimClock};
 use crate::scenario::{Happening, NtpScenario, PtpScenario, Role, Scenario, Variant, World};
-use crate::stats::{NodeTrace, RunResult, SourceRow, Tracking};
+use crate::stats::{BoundTrace, NodeTrace, RunResult, SourceRow, Tracking};
 
 const NS: f64 = 1e9;
 
@@ -77,11 +77,16 @@ enum NtpEvent {
         generation: u64,
     },
     Sample,
+    /// The daemons' once-a-second write of their error bound.
+    Publish,
     Jump {
         node: usize,
         seconds: f64,
     },
 }
+
+/// How long a published bound stays trusted without a new write, as the daemon sets it.
+const BOUND_VALID_NS: i64 = 10_000_000_000;
 
 struct SimNode {
     clock: SimClock,
@@ -93,6 +98,10 @@ struct SimNode {
     trace: NodeTrace,
     /// The generation of the node's newest Timer event.
     timer_generation: u64,
+    /// The error bound the node's daemon published last, as applications read it.
+    segment: Option<BoundSnapshot>,
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC as the daemon's own steps left it, seconds.
+    expected_realtime_offset: Option<f64>,
 }
 
 impl SimNode {
@@ -120,6 +129,11 @@ impl SimNode {
         }
         while let Some(action) = system.poll_action() {
             apply(&mut self.clock, &action);
+            if let (ClockAction::Step { offset }, Some(expected)) =
+                (action, self.expected_realtime_offset.as_mut())
+            {
+                *expected += offset;
+            }
         }
         while let Some(event) = system.poll_event() {
             if matches!(event, SystemEvent::NotUpdated(_)) {
@@ -136,6 +150,33 @@ impl SimNode {
                 },
             );
         }
+        self.publish();
+    }
+}
+
+impl SimNode {
+    /// What the daemon does once a second and after every update: checks that nobody
+    /// stepped the clock behind its back (CLOCK_REALTIME against CLOCK_MONOTONIC), then
+    /// publishes its error bound.
+    fn publish(&mut self) {
+        let Some(system) = self.system.as_mut() else {
+            return;
+        };
+        let mono = self.clock.monotonic_adjusted_ns();
+        let realtime_offset = (self.clock.realtime_ns() - i128::from(mono)) as f64 * 1e-9;
+        if let Some(expected) = self.expected_realtime_offset {
+            if (realtime_offset - expected).abs() > 1e-3 {
+                system.handle_disruption();
+            }
+        }
+        self.expected_realtime_offset = Some(realtime_offset);
+        let bound = system.error_bound(self.clock.monotonic());
+        self.segment = Some(BoundSnapshot::publish(
+            &bound,
+            mono,
+            BOUND_VALID_NS,
+            Some((self.clock.realtime_ns() - i128::from(mono)) as i64),
+        ));
     }
 }
 
@@ -175,6 +216,8 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
             discipline_errors: 0,
             trace: NodeTrace::new(&spec.name),
             timer_generation: 0,
+            segment: None,
+            expected_realtime_offset: None,
         })
         .collect();
     for (i, node) in nodes.iter_mut().enumerate() {
@@ -237,8 +280,10 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
         }
     }
     queue.push(0, NtpEvent::Sample);
+    queue.push(ns(0.5), NtpEvent::Publish);
     // What the demo client measures of each of its servers, once a second.
     let mut seen: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut bounds = BoundTrace::default();
 
     while let Some((t, event)) = queue.pop() {
         if t > end {
@@ -259,6 +304,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                         );
                     }
                 }
+                record_bounds(&nodes[world.client], &mut bounds);
                 if let Some(system) = nodes[world.client].system.as_ref() {
                     let sources = system.sources();
                     seen.resize_with(sources.len(), Vec::new);
@@ -269,6 +315,12 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                     }
                 }
                 queue.push(t + ns(1.0), NtpEvent::Sample);
+            }
+            NtpEvent::Publish => {
+                for node in &mut nodes {
+                    node.publish();
+                }
+                queue.push(t + ns(1.0), NtpEvent::Publish);
             }
             NtpEvent::Jump {
                 node,
@@ -332,7 +384,10 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
     }
 
     let client = world.client;
-    let mut result = RunResult::default();
+    let mut result = RunResult {
+        bounds: Some(bounds),
+        ..RunResult::default()
+    };
     if let Role::Client { upstreams } = &nodes[client].role {
         result.seen = upstreams
             .iter()
@@ -413,6 +468,51 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
         });
     }
     result
+}
+
+/// One second of the bound trace: what an application reads from the client's segment
+/// now, what ClockBound's formula makes of the same tracking data, and the truth.
+fn record_bounds(node: &SimNode, trace: &mut BoundTrace) {
+    let Some(system) = node.system.as_ref() else {
+        return;
+    };
+    let reading = node.segment.and_then(|s| {
+        s.read(node.clock.realtime_ns(), node.clock.monotonic_adjusted_ns())
+            .ok()
+    });
+    trace.errors.push(node.clock.error());
+    match reading {
+        Some(r) if r.status.is_trusted() => {
+            trace.bounds.push(r.bound_ns as f64 * 1e-9);
+            trace.trusted.push(true);
+        }
+        _ => {
+            trace.bounds.push(f64::INFINITY);
+            trace.trusted.push(false);
+        }
+    }
+    // ClockBound over chrony: root delay / 2 + root dispersion (chrony's, without the
+    // offset, grown at its 1 ppm since the update) + |current correction|.
+    let now = node.clock.monotonic();
+    match (system.estimate(), system.last_update()) {
+        (Some(e), Some(at)) => {
+            let age = now.seconds_since(at).max(0.0);
+            let dispersion = (e.root_dispersion - e.offset.abs()).max(0.0);
+            trace.clockbound.push(
+                e.root_delay / 2.0
+                    + dispersion
+                    + system.correction_remaining(now).abs()
+                    + 1e-6 * age,
+            );
+            // ClockBound trusts FreeRunning as much as Synchronized: only Unknown
+            // (never synchronised) is not.
+            trace.clockbound_trusted.push(true);
+        }
+        _ => {
+            trace.clockbound.push(f64::INFINITY);
+            trace.clockbound_trusted.push(false);
+        }
+    }
 }
 
 /// A server node answers a request: its state, its time, its lie.

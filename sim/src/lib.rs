@@ -10,6 +10,7 @@
 //! discipline) and answer with `tempora-ntp-proto`; a PTP master and slave exchange real
 //! `tempora-ptp-proto` messages. The same seed gives the same run, bit for bit.
 
+pub mod coverage;
 pub mod engine;
 pub mod model;
 pub mod report;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use tempora_sim::{Variant, all, by_name, report, run};
 
 const USAGE: &str = "usage: tempora-sim [--scenario NAME] [--seed N] [--duration SECONDS] [--json]
-                   [--svg PATH] [--rfc | --slew-only] [--list] [--compare]
+                   [--svg PATH] [--rfc | --slew-only] [--list] [--compare] [--bounds]
 
 With no arguments, runs the `hierarchy` scenario and writes tempora-sim-hierarchy.svg.
   --scenario NAME  run this scenario (see --list)
@@ -19,7 +19,10 @@ With no arguments, runs the `hierarchy` scenario and writes tempora-sim-hierarch
   --rfc            use the RFC 5905 reference chain (clock filter and PLL/FLL)
   --slew-only      never step the clock
   --list           list the scenarios
-  --compare        run every scenario with the default and the RFC chain, print a table";
+  --compare        run every scenario with the default and the RFC chain, print a table
+  --bounds         run every NTP scenario over seeds 1-5 (or --seed N alone) and print how
+                   often the error bound an application reads held the truth, its width,
+                   and the same for ClockBound's formula; exits non-zero if a bar is missed";
 
 struct Args {
     scenario: String,
@@ -30,6 +33,8 @@ struct Args {
     variant: Variant,
     list: bool,
     compare: bool,
+    bounds: bool,
+    seed_given: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -42,6 +47,8 @@ fn parse() -> Result<Args, String> {
         variant: Variant::Default,
         list: false,
         compare: false,
+        bounds: false,
+        seed_given: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -49,6 +56,7 @@ fn parse() -> Result<Args, String> {
         match arg.as_str() {
             "--scenario" => args.scenario = value("--scenario")?,
             "--seed" => {
+                args.seed_given = true;
                 args.seed = value("--seed")?
                     .parse()
                     .map_err(|e| format!("--seed: {e}"))?
@@ -68,6 +76,7 @@ fn parse() -> Result<Args, String> {
             "--slew-only" => args.variant = Variant::SlewOnly,
             "--list" => args.list = true,
             "--compare" => args.compare = true,
+            "--bounds" => args.bounds = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -103,6 +112,9 @@ fn body(args: &Args, out: &mut String) -> ExitCode {
             let _ = writeln!(out, "{:<20} {}", s.name, s.description);
         }
         return ExitCode::SUCCESS;
+    }
+    if args.bounds {
+        return bounds(args, out);
     }
     if args.compare {
         let _ = writeln!(
@@ -192,6 +204,63 @@ fn body(args: &Args, out: &mut String) -> ExitCode {
         Err(e) => eprintln!("tempora-sim: could not write {}: {e}", path.display()),
     }
     if result.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `--bounds`: the coverage table.
+fn bounds(args: &Args, out: &mut String) -> ExitCode {
+    use tempora_sim::coverage::{COVERAGE_BAR, WIDTH_BAR, coverage};
+    let seeds: Vec<u64> = if args.seed_given {
+        vec![args.seed]
+    } else {
+        (1..=5).collect()
+    };
+    let pct = |x: f64| format!("{:.4}%", x * 100.0);
+    let h = |x: f64| report::human(x).trim_start_matches('+').to_string();
+    let _ = writeln!(
+        out,
+        "Error bound against the truth, seeds {seeds:?}: coverage is the share of trusted seconds \
+         (Synchronized or FreeRunning) whose bound held the true error.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | trusted s | coverage (misses) | median bound | p99 bound | RMS error | median/RMS | ClockBound formula: coverage (misses) | its median | its p99 |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut passed = true;
+    for s in all() {
+        let Some(c) = coverage(&s, &seeds) else {
+            continue;
+        };
+        passed &= c.passed();
+        let _ = writeln!(
+            out,
+            "| {} | {} of {} | {} ({}) | {} | {} | {} | {:.1}x | {} ({}) | {} | {} |",
+            c.scenario,
+            c.ours.trusted,
+            c.ours.seconds,
+            pct(c.ours.coverage()),
+            c.ours.misses(),
+            h(c.ours.median),
+            h(c.ours.p99),
+            h(c.rms_error),
+            c.width_ratio(),
+            pct(c.clockbound.coverage()),
+            c.clockbound.misses(),
+            h(c.clockbound.median),
+            h(c.clockbound.p99),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nBars: coverage at least {} in every scenario, median bound at most {WIDTH_BAR}x the RMS error: {}",
+        pct(COVERAGE_BAR),
+        if passed { "met" } else { "MISSED" }
+    );
+    if passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

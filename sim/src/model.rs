@@ -106,6 +106,9 @@ pub struct SimClock {
     raw_offset: f64,
     /// Steps taken.
     steps: u32,
+    /// Every step and jump so far, seconds: what moves the realtime clock against
+    /// CLOCK_MONOTONIC (frequency corrections and slews move both alike).
+    stepped: f64,
     leap: LeapAction,
     status: Option<SyncStatus>,
 }
@@ -128,6 +131,7 @@ impl SimClock {
             slew_left: 0.0,
             raw_offset: 0.0,
             steps: 0,
+            stepped: 0.0,
             leap: LeapAction::None,
             status: None,
         }
@@ -175,6 +179,18 @@ impl SimClock {
     /// Jumps the clock (a reverted VM snapshot, a fault), outside any discipline.
     pub fn jump(&mut self, seconds: f64) {
         self.offset += seconds;
+        self.stepped += seconds;
+    }
+
+    /// CLOCK_MONOTONIC, nanoseconds: the realtime clock without its steps (frequency
+    /// corrections and slews move it too, as in the kernel), from the start's reading.
+    pub fn monotonic_adjusted_ns(&self) -> i64 {
+        self.now_ns + ((self.offset - self.stepped) * 1e9).round() as i64
+    }
+
+    /// CLOCK_REALTIME, nanoseconds since the Unix epoch, without read noise.
+    pub fn realtime_ns(&self) -> i128 {
+        self.read_unix(0.0).as_nanos()
     }
 
     /// Reads the clock as an NTP timestamp, with read noise.
@@ -229,6 +245,7 @@ impl SteeredClock for SimClock {
 
     fn step(&mut self, offset: f64) -> Result<(), Infallible> {
         self.offset += offset;
+        self.stepped += offset;
         self.slew_left = 0.0;
         self.steps += 1;
         Ok(())

@@ -179,6 +179,135 @@ pub struct RunResult {
     /// What the demo client measured of each server over time: (name, [(time s, the
     /// server's offset from the client s)]), one point a second while it has a sample.
     pub seen: Vec<(String, Vec<(f64, f64)>)>,
+    /// The demo client's published error bound against the truth, once a second.
+    pub bounds: Option<BoundTrace>,
+}
+
+/// Once a second: the error bound an application would read from the client's published
+/// segment, ours and the one ClockBound's formula gives from the same tracking data, and
+/// the truth.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct BoundTrace {
+    /// Clock minus truth, seconds.
+    pub errors: Vec<f64>,
+    /// The bound read, seconds (infinite when untrusted).
+    pub bounds: Vec<f64>,
+    /// Whether the status read was trusted (Synchronized or FreeRunning).
+    pub trusted: Vec<bool>,
+    /// ClockBound's bound from the tracking data: root delay / 2 + root dispersion +
+    /// |the correction still to make| + 1 ppm since the update.
+    pub clockbound: Vec<f64>,
+    /// Whether ClockBound would call it trusted (synchronised, or free running within
+    /// eight update intervals).
+    pub clockbound_trusted: Vec<bool>,
+}
+
+/// What a bound trace adds up to.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct BoundStats {
+    /// Seconds recorded.
+    pub seconds: usize,
+    /// Seconds the status was trusted.
+    pub trusted: usize,
+    /// Trusted seconds whose bound held the truth.
+    pub covered: usize,
+    /// Median bound over the trusted seconds, seconds.
+    pub median: f64,
+    /// 99th percentile bound over the trusted seconds, seconds.
+    pub p99: f64,
+}
+
+impl BoundStats {
+    /// Covered over trusted seconds (1 when nothing was claimed).
+    pub fn coverage(&self) -> f64 {
+        if self.trusted == 0 {
+            1.0
+        } else {
+            self.covered as f64 / self.trusted as f64
+        }
+    }
+
+    /// Trusted seconds whose bound missed the truth.
+    pub fn misses(&self) -> usize {
+        self.trusted - self.covered
+    }
+}
+
+/// The seconds of one bound: (|error|, bound) where trusted, and how many were recorded.
+#[derive(Clone, Debug, Default)]
+pub struct BoundValues {
+    /// (true |error|, bound) of every trusted second, seconds.
+    pub trusted: Vec<(f64, f64)>,
+    /// Seconds recorded.
+    pub seconds: usize,
+}
+
+impl BoundTrace {
+    /// Our bound's statistics.
+    pub fn ours(&self) -> BoundStats {
+        BoundStats::merged(&[self.ours_values()])
+    }
+
+    /// ClockBound's formula's statistics.
+    pub fn clockbound(&self) -> BoundStats {
+        BoundStats::merged(&[self.clockbound_values()])
+    }
+
+    /// Our bound's seconds.
+    pub fn ours_values(&self) -> BoundValues {
+        Self::values(&self.errors, &self.bounds, &self.trusted)
+    }
+
+    /// ClockBound's formula's seconds.
+    pub fn clockbound_values(&self) -> BoundValues {
+        Self::values(&self.errors, &self.clockbound, &self.clockbound_trusted)
+    }
+
+    fn values(errors: &[f64], bounds: &[f64], trusted: &[bool]) -> BoundValues {
+        BoundValues {
+            trusted: errors
+                .iter()
+                .zip(bounds)
+                .zip(trusted)
+                .filter(|(_, t)| **t)
+                .map(|((e, b), _)| (e.abs(), *b))
+                .collect(),
+            seconds: errors.len(),
+        }
+    }
+}
+
+impl BoundStats {
+    /// The statistics of several runs' seconds together.
+    pub fn merged(runs: &[BoundValues]) -> Self {
+        let mut claimed: Vec<f64> = Vec::new();
+        let mut covered = 0;
+        let mut seconds = 0;
+        for run in runs {
+            seconds += run.seconds;
+            for &(e, b) in &run.trusted {
+                claimed.push(b);
+                if e <= b {
+                    covered += 1;
+                }
+            }
+        }
+        claimed.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            if claimed.is_empty() {
+                f64::NAN
+            } else {
+                claimed[((claimed.len() - 1) as f64 * q).round() as usize]
+            }
+        };
+        BoundStats {
+            seconds,
+            trusted: claimed.len(),
+            covered,
+            median: at(0.5),
+            p99: at(0.99),
+        }
+    }
 }
 
 impl RunResult {
