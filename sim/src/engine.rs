@@ -77,8 +77,6 @@ enum NtpEvent {
         generation: u64,
     },
     Sample,
-    /// The daemons' once-a-second write of their error bound.
-    Publish,
     Jump {
         node: usize,
         seconds: f64,
@@ -280,7 +278,6 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
         }
     }
     queue.push(0, NtpEvent::Sample);
-    queue.push(ns(0.5), NtpEvent::Publish);
     // What the demo client measures of each of its servers, once a second.
     let mut seen: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut bounds = BoundTrace::default();
@@ -314,13 +311,13 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                         }
                     }
                 }
-                queue.push(t + ns(1.0), NtpEvent::Sample);
-            }
-            NtpEvent::Publish => {
+                // The daemons' once-a-second write, just after the read: the next read
+                // finds a segment a second old (the oldest a daemon leaves it) unless an
+                // update wrote it since.
                 for node in &mut nodes {
                     node.publish();
                 }
-                queue.push(t + ns(1.0), NtpEvent::Publish);
+                queue.push(t + ns(1.0), NtpEvent::Sample);
             }
             NtpEvent::Jump {
                 node,
