@@ -60,6 +60,35 @@ pub enum Error {
         /// Which timestamp ("receive" or "transmit").
         what: &'static str,
     },
+    /// A file that is not a ClockBound segment this crate can read.
+    #[error("{path}: not a usable ClockBound segment: {reason}")]
+    SegmentInvalid {
+        /// The segment's path.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The segment's writer kept it mid-update through every retry.
+    #[error("{path}: the ClockBound segment was being written through {retries} reads")]
+    SegmentBusy {
+        /// The segment's path.
+        path: String,
+        /// Reads tried.
+        retries: u32,
+    },
+    /// A published bound that gives no reading (a writer on another clock, a bad drift).
+    #[error("reading the ClockBound segment: {0}")]
+    BoundRead(#[from] tempora_clock_types::BoundReadError),
+    /// Waiting for a bound ran out of time.
+    #[error("no bound within {within_s} s with a trusted status after {waited_s} s (last: {last})")]
+    WaitTimedOut {
+        /// The bound asked for, seconds.
+        within_s: f64,
+        /// How long it waited, seconds.
+        waited_s: f64,
+        /// What was last read.
+        last: String,
+    },
     /// Any other failure of a system call.
     #[error("{operation}: {source}")]
     Os {

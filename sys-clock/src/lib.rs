@@ -31,6 +31,8 @@ mod phc;
 mod socket;
 mod timex;
 
+pub mod clock_bound;
+
 pub use batch::{BatchOptions, BatchSocket, MAX_BATCH, RecvMeta, SendItem};
 pub use error::Error;
 pub use phc::{
