@@ -94,6 +94,11 @@ pub const CAUSALITY_BLUR_NS: i64 = 1_000;
 /// seconds and the like move one against the other.
 pub const STEP_TOLERANCE_NS: i64 = 1_000_000;
 
+/// The largest bound published, nanoseconds (about three years): readers add it to the
+/// time in 64-bit nanoseconds, which a larger one could overflow. An unknown bound is
+/// published as this.
+pub const MAX_BOUND_NS: i64 = 100_000_000_000_000_000;
+
 /// A published bound with the instants it is tied to, as the shared-memory segment holds
 /// it: what a reader needs to compute the bound at any later moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -171,9 +176,9 @@ impl BoundSnapshot {
             as_of_ns,
             void_after_ns: as_of_ns.saturating_add(valid_for_ns),
             bound_ns: if finite {
-                ceil(bound.bound, i64::MAX as f64) as i64
+                ceil(bound.bound, MAX_BOUND_NS as f64) as i64
             } else {
-                i64::MAX
+                MAX_BOUND_NS
             },
             disruption_marker: 0,
             max_drift_ppb: if finite {
@@ -235,7 +240,7 @@ impl BoundSnapshot {
         }
         // Integer arithmetic: ppb times nanoseconds, in i128 so that no age overflows.
         let growth = i128::from(self.max_drift_ppb) * i128::from(age_ns) / 1_000_000_000;
-        let bound = (i128::from(self.bound_ns.max(0)) + growth).min(i128::from(i64::MAX));
+        let bound = (i128::from(self.bound_ns.max(0)) + growth).min(i128::from(MAX_BOUND_NS));
         Ok(BoundReading {
             earliest_ns: realtime_ns - bound,
             now_ns: realtime_ns,
@@ -370,7 +375,7 @@ mod tests {
                 realtime_minus_monotonic_ns: step,
             };
             if let Ok(r) = s.read(i128::from(real), mono) {
-                prop_assert!(i128::from(r.bound_ns) >= i128::from(bound.max(0)));
+                prop_assert!(i128::from(r.bound_ns) >= i128::from(bound.clamp(0, MAX_BOUND_NS)));
                 prop_assert_eq!(r.latest_ns - r.now_ns, r.now_ns - r.earliest_ns);
             }
         }

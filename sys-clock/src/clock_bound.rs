@@ -193,6 +193,15 @@ fn clock_ns(clock: libc::clockid_t) -> Result<i64, Error> {
     gettime(clock).map(|n| n as i64)
 }
 
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC now, nanoseconds. Steps (and leap seconds) move
+/// it; frequency corrections and slews move both clocks alike. A daemon compares it from
+/// one write to the next to find steps it did not make.
+pub fn realtime_minus_monotonic() -> Result<i128, Error> {
+    let real = gettime(libc::CLOCK_REALTIME)?;
+    let mono = gettime(libc::CLOCK_MONOTONIC)?;
+    Ok(real - mono)
+}
+
 /// The daemon's side: creates the segment and publishes bounds into it.
 pub struct ClockBoundWriter {
     map: Mapping,

@@ -45,6 +45,11 @@ enum Command {
     /// Exits 0 once the daemon is synchronised with |offset| within the bound, 1 at the
     /// timeout: for boot ordering.
     Wait(WaitArgs),
+    /// What time it is, give or take how much: reads the clock error bound the daemon
+    /// publishes (`[clock_bound]`, ClockBound's segment) and prints earliest, latest, the
+    /// bound and the status. Exit 0 when the status is Synchronized or FreeRunning, 1
+    /// otherwise, 2 when there is no segment to read.
+    Now(NowArgs),
     /// Prints a completion script for a shell (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -117,6 +122,23 @@ struct WaitArgs {
     address: SocketAddr,
 }
 
+#[derive(Args)]
+struct NowArgs {
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The segment the daemon writes (`clock_bound.path`).
+    #[arg(long, default_value = tempora_sys_clock::clock_bound::DEFAULT_PATH, value_name = "FILE")]
+    path: std::path::PathBuf,
+    /// Wait (up to --timeout) until the status is Synchronized with a bound within this
+    /// many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    within: Option<f64>,
+    /// With --within: give up after this many seconds.
+    #[arg(long, default_value_t = 300.0, value_parser = positive_seconds, requires = "within")]
+    timeout: f64,
+}
+
 fn positive_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
@@ -142,6 +164,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run_command(a),
         Command::Status(a) => status_command(a),
         Command::Wait(a) => wait_command(a),
+        Command::Now(a) => now_command(a),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "ntp-client", &mut std::io::stdout());
@@ -291,6 +314,60 @@ fn status_command(args: StatusArgs) -> ExitCode {
             eprintln!("ntp-client: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn now_command(args: NowArgs) -> ExitCode {
+    use tempora_sys_clock::clock_bound::{ClockBoundReader, wait_until_synchronized};
+    let reading = match args.within {
+        Some(within) => {
+            match wait_until_synchronized(&args.path, within, Duration::from_secs_f64(args.timeout))
+            {
+                Ok(r) => Ok(r),
+                Err(e @ tempora_sys_clock::Error::WaitTimedOut { .. }) => {
+                    eprintln!("ntp-client: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => Err(e),
+            }
+        }
+        None => ClockBoundReader::open(&args.path).and_then(|r| r.now()),
+    };
+    let reading = match reading {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(format!(
+                "{e} (is `ntp-client run` publishing it? see [clock_bound])"
+            ));
+        }
+    };
+    let stamp = |ns: i128| {
+        let seconds = ns.div_euclid(1_000_000_000);
+        let nanos = ns.rem_euclid(1_000_000_000);
+        format!("{seconds}.{nanos:09}")
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "earliest_ns": reading.earliest_ns.to_string(),
+                "now_ns": reading.now_ns.to_string(),
+                "latest_ns": reading.latest_ns.to_string(),
+                "bound_ns": reading.bound_ns,
+                "status": reading.status.name(),
+            })
+        );
+    } else {
+        println!("Earliest : {} s", stamp(reading.earliest_ns));
+        println!("Now      : {} s", stamp(reading.now_ns));
+        println!("Latest   : {} s", stamp(reading.latest_ns));
+        println!("Bound    : {:.9} s", reading.bound_ns as f64 * 1e-9);
+        println!("Status   : {}", reading.status.name());
+    }
+    if reading.status.is_trusted() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -8,6 +8,6 @@ pub mod query;
 mod runtime;
 mod status;
 
-pub use config::{ClientConfig, RefclockEntry, StepConfig, UpstreamConfig};
+pub use config::{ClientConfig, ClockBoundConfig, RefclockEntry, StepConfig, UpstreamConfig};
 pub use runtime::{ClientRuntime, RuntimeError, read_drift_file, write_drift_file};
 pub use status::{ClientStatus, SourceRow, Tracking, prometheus, render_status, status_handler};
