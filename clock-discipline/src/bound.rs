@@ -11,19 +11,22 @@
 //!
 //! ```text
 //! bound(t) = k·σ + root_delay/2 + root_dispersion + |θ not yet corrected at t|
-//!          + (max_drift + k·frequency_error + wander) · (t − u)
+//!          + (max_drift + k·frequency_error) · (t − u) + wander · (t − u)^1.5
 //! ```
 //!
 //! `wander` is what the updates themselves show: an oscillator whose frequency walks
 //! (temperature, a busy host) leaves offsets at each update that neither the measurement's
-//! noise nor the frequency's error explain. The largest such rate of the recent updates
-//! (forgotten by a twentieth per update) joins the drift allowance, so a poor oscillator gets a
-//! wider bound rather than a wrong one.
+//! noise nor the frequency's error explain. A frequency that walks at random moves the
+//! time by the interval to the power 1.5, so that is how the term grows; its coefficient
+//! is the largest the recent updates showed (forgotten by a twentieth per update), so a
+//! poor oscillator gets a wider bound rather than a wrong one.
 //!
-//! The status says what the bound is worth: Unknown before the first update,
-//! Synchronized while updates keep coming, FreeRunning once none came for a while (the
-//! bound keeps growing), and Disrupted from a detected disruption (a step made by someone
-//! else, an update that finds the clock outside the bound claimed) to the next update.
+//! The status says what the bound is worth: Unknown before the first update, and until
+//! the updates have run [`WARM_UP_SECONDS`] and the frequency has settled (an update that
+//! moves it by more than [`SETTLED_PPM`] says it has not: a server still slewing its own
+//! offset at hundreds of ppm, say); Synchronized while updates keep coming; FreeRunning
+//! once none came for a while (the bound keeps growing); Disrupted from a detected
+//! disruption to the next update.
 
 use tempora_clock_types::{ClockStatus, ErrorBound, LocalInstant};
 
@@ -95,8 +98,10 @@ pub struct BoundTracker {
     anchor: Option<Anchor>,
     disrupted: bool,
     disruptions: u64,
-    /// Frequency wander the updates showed, seconds per second.
+    /// Frequency wander the updates showed: seconds per second^1.5.
     wander: f64,
+    /// Whether the last update left the frequency settled.
+    settled: bool,
     /// The first update since the bound was last forgotten.
     first: Option<LocalInstant>,
 }
@@ -105,10 +110,15 @@ pub struct BoundTracker {
 /// frequency from a few exchanges a second apart (against servers that may still be
 /// settling themselves) can be off by hundreds of ppm, and only a measurement a while
 /// later puts it to the test. Until then the bound reads Unknown.
-const WARM_UP_SECONDS: f64 = 16.0;
+pub(crate) const WARM_UP_SECONDS: f64 = 16.0;
+
+/// The largest frequency change an update may make and leave the bound trusted, ppm.
+pub(crate) const SETTLED_PPM: f64 = 10.0;
 
 /// How much of the wander seen is kept from one update to the next.
 const WANDER_MEMORY: f64 = 0.95;
+/// The shortest interval between updates that wander is learned from, seconds.
+const MIN_WANDER_INTERVAL: f64 = 4.0;
 /// How much more wander the bound allows than the last interval showed.
 const WANDER_MARGIN: f64 = 1.5;
 
@@ -121,6 +131,7 @@ impl BoundTracker {
             disrupted: false,
             disruptions: 0,
             wander: 0.0,
+            settled: false,
             first: None,
         }
     }
@@ -178,11 +189,20 @@ impl BoundTracker {
         // since the last update: the drift it should have allowed. Wander.
         if let Some(a) = self.anchor.filter(|a| a.uncorrected == 0.0) {
             let interval = now.seconds_since(a.at);
-            if interval > 0.0 && claimed.status.is_trusted() && !self.disrupted {
-                let unexplained = (least_error - a.base - remaining_before.abs()).max(0.0);
+            // Over a short interval the noise would pass for wander (it is divided by the
+            // interval to the power 1.5).
+            if interval >= MIN_WANDER_INTERVAL && claimed.status.is_trusted() && !self.disrupted {
+                // The estimate's offset is what the clock gained since the last update's
+                // correction, give or take its noise.
+                // Beyond what the linear drift allowance already covered.
+                let unexplained = (update.offset.abs()
+                    - k * update.offset_error.abs()
+                    - remaining_before.abs()
+                    - a.drift * interval)
+                    .max(0.0);
                 // A random walk the last interval showed may walk further in the next.
-                self.wander =
-                    (self.wander * WANDER_MEMORY).max(WANDER_MARGIN * unexplained / interval);
+                self.wander = (self.wander * WANDER_MEMORY)
+                    .max(WANDER_MARGIN * unexplained / (interval * libm::sqrt(interval)));
             }
         }
         self.first.get_or_insert(now);
@@ -194,9 +214,9 @@ impl BoundTracker {
             } else {
                 update.offset.abs()
             },
-            drift: (self.config.max_drift_ppm + k * update.frequency_error_ppm.abs()) * 1e-6
-                + self.wander,
+            drift: (self.config.max_drift_ppm + k * update.frequency_error_ppm.abs()) * 1e-6,
         });
+        self.settled = update.frequency_error_ppm.abs() <= SETTLED_PPM;
     }
 
     /// The clock was disturbed behind the discipline's back (stepped by someone else, a VM
@@ -213,6 +233,7 @@ impl BoundTracker {
         self.anchor = None;
         self.disrupted = false;
         self.wander = 0.0;
+        self.settled = false;
         self.first = None;
     }
 
@@ -231,9 +252,10 @@ impl BoundTracker {
         };
         let status = if self.disrupted {
             ClockStatus::Disrupted
-        } else if self
-            .first
-            .is_none_or(|first| a.at.seconds_since(first) < WARM_UP_SECONDS)
+        } else if !self.settled
+            || self
+                .first
+                .is_none_or(|first| a.at.seconds_since(first) < WARM_UP_SECONDS)
         {
             ClockStatus::Unknown
         } else if age > free_running_after {
@@ -241,9 +263,16 @@ impl BoundTracker {
         } else {
             ClockStatus::Synchronized
         };
+        // The wander term's slope a second on, so that a reader growing the bound
+        // linearly for the second until the next write stays above it.
+        let wander_slope = 1.5 * self.wander * libm::sqrt(age + 1.0);
         ErrorBound {
-            bound: a.base + a.uncorrected + remaining + a.drift * age,
-            drift: a.drift,
+            bound: a.base
+                + a.uncorrected
+                + remaining
+                + a.drift * age
+                + self.wander * age * libm::sqrt(age),
+            drift: a.drift + wander_slope,
             status,
         }
     }

@@ -572,7 +572,7 @@ impl NtpSystem {
             ..estimate
         });
         let peer_candidate = candidates[estimate.system_peer];
-        // The exchange that just came in, where its source survived selection.
+        // The exchanges that just came in, from sources that survived selection.
         let sample = self
             .sources
             .iter()
@@ -585,7 +585,12 @@ impl NtpSystem {
                     m.delay / 2.0 + m.dispersion + m.root_delay / 2.0 + m.root_dispersion;
                 (m.offset, half_width)
             })
-            .min_by(|a, b| a.1.total_cmp(&b.1));
+            // Every survivor's interval holds the truth if selection is right: the one
+            // that bounds the estimate's error most tightly.
+            .min_by(|a, b| {
+                let gap = |(o, h): &(f64, f64)| (o - estimate.offset).abs() + h;
+                gap(a).total_cmp(&gap(b))
+            });
         let measured = |frequency_error_ppm: f64, corrected: bool| BoundUpdate {
             offset: estimate.offset,
             // The system jitter: the system peer's own and the survivors' spread.
