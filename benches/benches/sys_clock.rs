@@ -50,12 +50,14 @@ fn clock_bound(c: &mut Criterion) {
         )
         .unwrap();
     let ours = ClockBoundReader::open(&path).unwrap();
-    c.bench_function("clock_bound/tempora_now", |b| b.iter(|| ours.now().unwrap()));
+    c.bench_function("clock_bound/tempora_now", |b| {
+        b.iter(|| ours.now().unwrap())
+    });
     c.bench_function("clock_bound/tempora_snapshot", |b| {
         b.iter(|| ours.snapshot().unwrap())
     });
-    let mut theirs = clock_bound_client::ClockBoundClient::new_with_path(path.to_str().unwrap())
-        .unwrap();
+    let mut theirs =
+        clock_bound_client::ClockBoundClient::new_with_path(path.to_str().unwrap()).unwrap();
     c.bench_function("clock_bound/clock_bound_client_now", |b| {
         b.iter(|| theirs.now().unwrap())
     });

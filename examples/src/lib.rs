@@ -12,6 +12,7 @@
 //! - [`config`], [`http`], [`net`], [`prometheus`], [`random`], [`startup`]: what the
 //!   daemons share.
 
+pub mod clock_bound;
 pub mod config;
 pub mod http;
 pub mod net;

@@ -222,6 +222,55 @@ fn follows_ptp4l_with_the_gptp_profile_and_serves_metrics() {
     );
 }
 
+/// Issue 19: ptp-slave publishes the system clock's error bound (ClockBound's segment) as
+/// it follows ptp4l; read from here while it runs, it turns Synchronized with a bound well
+/// under a millisecond that holds the measured offset (both ends run on this machine's
+/// clock, so true time is its own).
+#[test]
+fn publishes_the_error_bound_while_following_ptp4l() {
+    let dir = scratch("ptp-clock-bound");
+    let segment = dir.join("shm0");
+    let config = dir.join("slave.toml");
+    std::fs::write(
+        &config,
+        format!("[clock_bound]\npath = \"{}\"\n", segment.display()),
+    )
+    .unwrap();
+    let check = |_: &Netns| {
+        use tempora_clock_types::ClockStatus;
+        use tempora_sys_clock::clock_bound::ClockBoundReader;
+        let reader = common::wait_for(Duration::from_secs(10), || {
+            ClockBoundReader::open(&segment).ok()
+        })
+        .expect("the segment appears");
+        let synced = common::wait_for(Duration::from_secs(28), || {
+            let r = reader.now().ok()?;
+            (r.status == ClockStatus::Synchronized).then_some(r)
+        })
+        .expect("Synchronized while following ptp4l");
+        eprintln!("ptp-slave's bound: {synced:?}");
+        assert!(
+            synced.bound_ns > 0 && synced.bound_ns < 1_000_000,
+            "{synced:?}"
+        );
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128;
+        let r = reader.now().unwrap();
+        assert!(r.earliest_ns <= before + 1_000_000 && before - 1_000_000 <= r.latest_ns);
+    };
+    let _ = follows_ptp4l_full(
+        "-4",
+        "-E",
+        'b',
+        1_000.0,
+        "",
+        &["--config", config.to_str().unwrap()],
+        Some(&check),
+    );
+}
+
 /// Issue 16, defects 2 and 8 over the wire: as the slave starts, sixteen Announces from
 /// sixteen made-up clocks (each sent once, so none ever qualifies), then 50 Pdelay_Req a
 /// second for 20 s from a stranger on the link. Before the fixes the full foreign-master

@@ -6,15 +6,21 @@
 
 use alloc::collections::VecDeque;
 
-use tempora_clock_discipline::{PiServo, PiServoConfig, Servo};
+use tempora_clock_discipline::{
+    BoundConfig, BoundTracker, BoundUpdate, PiServo, PiServoConfig, Servo,
+};
 use tempora_clock_filter::{OffsetFilter, OffsetKalman, OffsetKalmanConfig};
-use tempora_clock_types::{ClockAction, LocalInstant};
+use tempora_clock_types::{ClockAction, ErrorBound, LocalInstant};
 use tempora_ptp_proto::{
     Body, ComparisonDataset, DelayMechanism, Flags, ForeignMasterTable, LogInterval, MessageType,
     MessageWriter, PortIdentity, PortState, PtpHeader, PtpMessage, PtpTimestamp,
 };
 
 use crate::slave::{PtpSlaveCore, SlaveSample};
+
+/// How wrong the frequency may be before a second sample shows it, ppm: the most a
+/// clock the kernel accepts may be off.
+const BOUND_UNKNOWN_FREQUENCY_PPM: f64 = 500.0;
 
 /// Events and actions kept for the `poll_*` calls at most; the oldest go first, so a
 /// caller that never polls does not grow memory.
@@ -198,6 +204,10 @@ pub struct PtpPort<S = PiServo, F = OffsetKalman> {
     clock_frequency_ppb: f64,
     /// The one before it, taken back if the clock refuses the newer.
     frequency_before_ppb: f64,
+    /// The bound on the clock's error, kept from sample to sample.
+    bound: BoundTracker,
+    /// The frequency of the last sample, ppb, to see how far the next one moves it.
+    bound_frequency_ppb: Option<f64>,
 }
 
 impl PtpPort {
@@ -238,7 +248,63 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
             actions: VecDeque::new(),
             clock_frequency_ppb: config.frequency_ppb,
             frequency_before_ppb: config.frequency_ppb,
+            bound: BoundTracker::new(BoundConfig::default()),
+            bound_frequency_ppb: None,
         }
+    }
+
+    /// Sets how the error bound is computed ([`Self::error_bound`]); it starts again.
+    pub fn set_bound_config(&mut self, config: BoundConfig) {
+        self.bound = BoundTracker::new(config);
+        self.bound_frequency_ppb = None;
+    }
+
+    /// The bound on the steered clock's error at `now` (see
+    /// `tempora_clock_discipline::BoundTracker`): from each Sync, the offset filter's
+    /// estimate, the raw offset give or take the mean path delay (what no exchange can
+    /// tell from an asymmetry), the offset itself until the next Sync (the servo removes
+    /// it at its own pace) and the drift since. FreeRunning after eight Sync intervals
+    /// (at least 8 s) without one; Disrupted from [`Self::handle_disruption`] or a
+    /// refused action to the next Sync.
+    pub fn error_bound(&self, now: LocalInstant) -> ErrorBound {
+        self.bound
+            .bound(now, 0.0, (8.0 * self.sync_interval).max(8.0))
+    }
+
+    /// The clock was disturbed behind the port's back (stepped by another program): the
+    /// error bound reads Disrupted until the next Sync.
+    pub fn handle_disruption(&mut self) {
+        self.bound.disrupt();
+    }
+
+    fn update_bound(&mut self, sample: &SlaveSample, now: LocalInstant) {
+        let change_ppm = self
+            .bound_frequency_ppb
+            .map_or(BOUND_UNKNOWN_FREQUENCY_PPM, |f| {
+                (sample.frequency_ppb - f).abs() / 1000.0
+            });
+        self.bound_frequency_ppb = Some(sample.frequency_ppb);
+        let path_delay = sample.path_delay_ns.abs() * 1e-9;
+        // Observe-only, nothing corrects the clock: its own frequency error stays.
+        let frequency_error_ppm = if self.config.steering {
+            change_ppm
+        } else {
+            change_ppm + sample.frequency_ppb.abs() / 1000.0
+        };
+        self.bound.update(
+            &BoundUpdate {
+                offset: -sample.offset_ns * 1e-9,
+                offset_error: (sample.raw_offset_ns - sample.offset_ns).abs() * 1e-9,
+                // Half of it bounds the asymmetry: the mean path delay.
+                root_delay: 2.0 * path_delay,
+                root_dispersion: 0.0,
+                frequency_error_ppm,
+                sample: Some((-sample.raw_offset_ns * 1e-9, path_delay)),
+                corrected: false,
+            },
+            now,
+            0.0,
+        );
     }
 
     /// A fresh measuring core for a (new) master.
@@ -524,6 +590,7 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
     /// each refused action, in the order given; [`Self::set_steering`] usually follows a
     /// refusal that will not change (no CAP_SYS_TIME).
     pub fn handle_action_refused(&mut self, action: ClockAction) {
+        self.bound.disrupt();
         if let ClockAction::SetFrequency { ppm } = action {
             if (ppm * 1000.0 - self.clock_frequency_ppb).abs() < 1e-6 {
                 self.clock_frequency_ppb = self.frequency_before_ppb;
@@ -720,6 +787,9 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                 }
                 match self.core.handle_message(bytes, rx, now) {
                     Ok(Some(sample)) => {
+                        if !sample.spike {
+                            self.update_bound(&sample, now);
+                        }
                         if self.config.steering && !sample.spike {
                             if let Some(offset) = sample.step {
                                 self.push_action(ClockAction::Step { offset });

@@ -628,6 +628,7 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
     );
     let mut trace = NodeTrace::new("slave");
     trace.tracked = true;
+    let mut bounds = BoundTrace::default();
     let mut sequence: u16 = 0;
     let mut announce_sequence: u16 = 0;
     let mut timer_generation = 0u64;
@@ -660,6 +661,17 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
         match event {
             PtpEvent::Sample => {
                 trace.record(seconds, slave.error(), slave.frequency_error_ppm());
+                let b = port.error_bound(slave.monotonic());
+                bounds.errors.push(slave.error());
+                bounds.trusted.push(b.status.is_trusted());
+                bounds.bounds.push(if b.status.is_trusted() {
+                    b.bound
+                } else {
+                    f64::INFINITY
+                });
+                // ClockBound reads chrony; over ptp4l it has no formula.
+                bounds.clockbound.push(f64::INFINITY);
+                bounds.clockbound_trusted.push(false);
                 queue.push(t + ns(1.0), PtpEvent::Sample);
             }
             PtpEvent::Announce => {
@@ -775,6 +787,7 @@ fn run_ptp(world: &PtpScenario, seed: u64, duration: f64) -> RunResult {
     trace.steps = slave.steps();
     RunResult {
         nodes: vec![trace],
+        bounds: Some(bounds),
         ..RunResult::default()
     }
 }

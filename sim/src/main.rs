@@ -20,7 +20,7 @@ With no arguments, runs the `hierarchy` scenario and writes tempora-sim-hierarch
   --slew-only      never step the clock
   --list           list the scenarios
   --compare        run every scenario with the default and the RFC chain, print a table
-  --bounds         run every NTP scenario over seeds 1-5 (or --seed N alone) and print how
+  --bounds         run every scenario over seeds 1-5 (or --seed N alone) and print how
                    often the error bound an application reads held the truth, its width,
                    and the same for ClockBound's formula; exits non-zero if a bar is missed";
 

@@ -268,6 +268,10 @@ fn the_published_bound_holds_the_truth() {
         };
         let bar = if c.scenario == "wander-1e-7" {
             0.998
+        } else if c.scenario.starts_with("ptp") {
+            // One Sync a second with 10 us of software-timestamp noise: one miss in
+            // 2888 s (docs/clock-bound.md).
+            0.999
         } else {
             COVERAGE_BAR
         };
@@ -280,7 +284,7 @@ fn the_published_bound_holds_the_truth() {
             c.ours.trusted
         );
         assert!(
-            c.ours.misses() <= c.clockbound.misses(),
+            c.clockbound.trusted == 0 || c.ours.misses() <= c.clockbound.misses(),
             "{}: {} misses, ClockBound's formula {}",
             c.scenario,
             c.ours.misses(),

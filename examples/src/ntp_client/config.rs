@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use tempora_clock_discipline::{DisciplineConfig, PanicPolicy, StepMode, StepPolicy};
 use tempora_ntp::{RefclockConfig, StepQuorum};
 
+pub use crate::clock_bound::ClockBoundConfig;
 use crate::config::{ConfigError, ConfigFile, check_log_level, invalid};
 
 /// A PTP hardware clock used as a reference clock.
@@ -47,90 +48,6 @@ pub struct ServerEntry {
     /// `server HOST key ID`): requests are MAC'd with it, only answers MAC'd with it used.
     #[serde(default)]
     pub key: Option<u32>,
-}
-
-/// The clock error bound in shared memory for applications (`[clock_bound]`): ClockBound's
-/// v2 segment, which `clock-bound-client` and `ntp-client now` read.
-#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClockBoundConfig {
-    /// Where the segment is written (ClockBound's default path).
-    pub path: PathBuf,
-    /// The file's mode, octal (`"0644"`: every user may read it).
-    pub mode: String,
-    /// A group (name or number) to give the file; with mode `"0640"` only it reads.
-    pub group: Option<String>,
-    /// The oscillator's wander the bound allows beyond what is measured, ppm (1 ppm, as
-    /// chrony's `maxclockerror` and ClockBound's default).
-    pub max_drift_ppm: f64,
-    /// Standard errors of the estimate the bound covers (3).
-    pub confidence: f64,
-}
-
-impl Default for ClockBoundConfig {
-    fn default() -> Self {
-        Self {
-            path: PathBuf::from(tempora_sys_clock::clock_bound::DEFAULT_PATH),
-            mode: "0644".into(),
-            group: None,
-            max_drift_ppm: 1.0,
-            confidence: 3.0,
-        }
-    }
-}
-
-impl ClockBoundConfig {
-    /// The file's mode.
-    pub fn mode_bits(&self) -> Option<u32> {
-        u32::from_str_radix(self.mode.trim_start_matches("0o"), 8)
-            .ok()
-            .filter(|m| *m <= 0o777)
-    }
-
-    /// The group's ID, looked up by name where it is not a number.
-    pub fn group_id(&self) -> Result<Option<u32>, String> {
-        let Some(group) = &self.group else {
-            return Ok(None);
-        };
-        if let Ok(gid) = group.parse::<u32>() {
-            return Ok(Some(gid));
-        }
-        // /etc/group: name:password:gid:members.
-        let groups = std::fs::read_to_string("/etc/group")
-            .map_err(|e| format!("reading /etc/group: {e}"))?;
-        groups
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                let gid = f.nth(1)?.parse::<u32>().ok()?;
-                (name == group).then_some(gid)
-            })
-            .next()
-            .map(Some)
-            .ok_or_else(|| format!("no group {group} in /etc/group"))
-    }
-
-    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        let key = |k: &str| format!("{prefix}clock_bound.{k}");
-        if self.path.as_os_str().is_empty() {
-            return Err(invalid(&key("path"), "is empty"));
-        }
-        if self.mode_bits().is_none() {
-            return Err(invalid(
-                &key("mode"),
-                "must be an octal mode such as \"0644\"",
-            ));
-        }
-        self.group_id().map_err(|e| invalid(&key("group"), e))?;
-        if !(self.max_drift_ppm >= 0.0 && self.max_drift_ppm <= 1000.0) {
-            return Err(invalid(&key("max_drift_ppm"), "must be 0 to 1000"));
-        }
-        if !(self.confidence >= 1.0 && self.confidence <= 10.0) {
-            return Err(invalid(&key("confidence"), "must be 1 to 10"));
-        }
-        Ok(())
-    }
 }
 
 /// When to step.

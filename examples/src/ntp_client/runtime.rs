@@ -86,7 +86,9 @@ impl ClientRuntime {
             None
         };
         let bound_writer = match &config.clock_bound {
-            Some(cb) => Some(BoundPublisher::create(cb).map_err(RuntimeError::ClockBound)?),
+            Some(cb) => Some(
+                crate::clock_bound::BoundPublisher::create(cb).map_err(RuntimeError::ClockBound)?,
+            ),
             None => None,
         };
         let socket = ClientSocket::open()?;
@@ -261,44 +263,7 @@ struct Runtime {
     error: Option<String>,
     nts_tls: Option<Arc<rustls::ClientConfig>>,
     /// Where the clock error bound is published, if it is.
-    bound: Option<BoundPublisher>,
-}
-
-/// How long a published bound stays trusted if the daemon stops writing: readers then
-/// see FreeRunning after ClockBound's 5 s grace, and Unknown after this.
-const BOUND_VALID: Duration = Duration::from_secs(10);
-
-/// The clock error bound's writer, and what it needs to notice a step it did not make.
-struct BoundPublisher {
-    writer: tempora_sys_clock::clock_bound::ClockBoundWriter,
-    last_write: Option<Instant>,
-    last_updates: u64,
-    /// CLOCK_REALTIME minus CLOCK_MONOTONIC, nanoseconds, as this daemon's own steps
-    /// left it.
-    expected_realtime_offset: Option<i128>,
-    disruptions_logged: u64,
-}
-
-impl BoundPublisher {
-    fn create(config: &super::config::ClockBoundConfig) -> Result<Self, tempora_sys_clock::Error> {
-        let options = tempora_sys_clock::clock_bound::SegmentOptions {
-            mode: config.mode_bits().unwrap_or(0o644),
-            group: config.group_id().ok().flatten(),
-        };
-        let writer =
-            tempora_sys_clock::clock_bound::ClockBoundWriter::create(&config.path, &options)?;
-        tracing::info!(
-            "publishing the clock error bound at {}",
-            config.path.display()
-        );
-        Ok(Self {
-            writer,
-            last_write: None,
-            last_updates: 0,
-            expected_realtime_offset: None,
-            disruptions_logged: 0,
-        })
-    }
+    bound: Option<crate::clock_bound::BoundPublisher>,
 }
 
 /// Reads a drift file: one number, ppm.
@@ -532,46 +497,20 @@ impl Runtime {
     }
 
     /// Writes the clock error bound once a second and after every update, having first
-    /// checked that nobody stepped the clock behind the daemon's back (CLOCK_REALTIME
-    /// against CLOCK_MONOTONIC, which only steps move apart).
+    /// checked that nobody stepped the clock behind the daemon's back.
     fn publish_bound(&mut self) {
         let local_now = self.now();
         let Some(p) = self.bound.as_mut() else {
             return;
         };
         let updates = self.system.updates();
-        if updates == p.last_updates
-            && p.last_write
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
+        if !p.due(updates) {
             return;
         }
-        if let Ok(now) = tempora_sys_clock::clock_bound::realtime_minus_monotonic() {
-            if let Some(expected) = p.expected_realtime_offset {
-                let moved = now - expected;
-                if moved.abs() > i128::from(tempora_clock_types::bound::STEP_TOLERANCE_NS) {
-                    self.system.handle_disruption();
-                    tracing::warn!(
-                        "the clock was stepped by {:+.6} s, not by this daemon: the error \
-                         bound reads Disrupted until the next update",
-                        moved as f64 * 1e-9
-                    );
-                }
-            }
-            p.expected_realtime_offset = Some(now);
+        if p.stepped_elsewhere() {
+            self.system.handle_disruption();
         }
-        let bound = self.system.error_bound(local_now);
-        match p.writer.publish(&bound, BOUND_VALID) {
-            Ok(_) => {
-                p.last_write = Some(Instant::now());
-                p.last_updates = updates;
-            }
-            Err(e) => tracing::warn!("writing the error bound: {e}"),
-        }
-        if self.system.disruptions() > p.disruptions_logged {
-            p.disruptions_logged = self.system.disruptions();
-            tracing::warn!("clock disruption found: the error bound reads Disrupted");
-        }
+        p.write(&self.system.error_bound(local_now), updates);
     }
 
     fn write_drift(&mut self) {
@@ -877,12 +816,8 @@ impl Runtime {
         if let ClockAction::Step { offset } = action {
             self.steps += 1;
             tracing::warn!("stepped the clock by {offset:+.6} s");
-            if let Some(expected) = self
-                .bound
-                .as_mut()
-                .and_then(|p| p.expected_realtime_offset.as_mut())
-            {
-                *expected += (offset * 1e9).round() as i128;
+            if let Some(p) = self.bound.as_mut() {
+                p.stepped_here(*offset);
             }
         }
         true

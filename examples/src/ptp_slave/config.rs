@@ -96,6 +96,9 @@ pub struct PtpConfigFile {
     pub metrics_listen: Option<SocketAddr>,
     /// The PI servo.
     pub servo: ServoFile,
+    /// Publish the system clock's error bound for applications (ClockBound's segment);
+    /// only where the system clock is the one steered.
+    pub clock_bound: Option<crate::clock_bound::ClockBoundConfig>,
 }
 
 /// Each value is checked as [`PtpConfigFile::apply`] sets it.
@@ -180,6 +183,10 @@ impl PtpConfigFile {
         }
         if let Some(a) = self.metrics_listen {
             config.metrics_listen = Some(a);
+        }
+        if let Some(cb) = &self.clock_bound {
+            cb.validate("")?;
+            config.clock_bound = Some(cb.clone());
         }
         let servo = &mut config.port.servo;
         for (key, value, slot) in [
@@ -275,6 +282,7 @@ impl SlaveConfig {
             sync_system: false,
             clock_identity: None,
             metrics_listen: None,
+            clock_bound: None,
         }
     }
 

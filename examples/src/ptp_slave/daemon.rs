@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tempora_clock_discipline::{PiServoConfig, ServoState};
-use tempora_clock_types::{LocalInstant, SteeredClock};
+use tempora_clock_types::{ClockAction, LocalInstant, SteeredClock};
 use tempora_ptp::phc2sys::{PhcReading, PhcToSystem};
 use tempora_ptp::{Outgoing, PortConfig, PortEvent, PtpPort, Transmit};
 use tempora_ptp_proto::EthernetFrame;
@@ -49,6 +49,9 @@ pub struct SlaveConfig {
     pub clock_identity: Option<ClockIdentity>,
     /// Prometheus `/metrics` and JSON `/status` here.
     pub metrics_listen: Option<SocketAddr>,
+    /// Publish the system clock's error bound (the steered clock must be the system
+    /// clock).
+    pub clock_bound: Option<crate::clock_bound::ClockBoundConfig>,
 }
 
 /// Where packet timestamps come from.
@@ -369,6 +372,9 @@ pub enum SlaveError {
         /// Why it failed.
         source: tempora_sys_clock::Error,
     },
+    /// The clock error bound cannot be published.
+    #[error("clock_bound: {0}")]
+    ClockBound(String),
     /// The metrics listener.
     #[error("metrics on {address}: {source}")]
     Metrics {
@@ -605,6 +611,27 @@ pub fn run(
     let now = || LocalInstant(start.elapsed().as_nanos() as i64);
     let elapsed = || start.elapsed().as_secs_f64();
     let mut port = PtpPort::new(identity, port_config);
+    let mut bound = match (&config.clock_bound, &steered) {
+        (None, _) => None,
+        (Some(cb), Steered::System(_)) => {
+            port.set_bound_config(tempora_clock_discipline::BoundConfig {
+                max_drift_ppm: cb.max_drift_ppm,
+                confidence: cb.confidence,
+            });
+            Some(
+                crate::clock_bound::BoundPublisher::create(cb)
+                    .map_err(|e| SlaveError::ClockBound(e.to_string()))?,
+            )
+        }
+        (Some(_), Steered::Phc(_)) => {
+            return Err(SlaveError::ClockBound(
+                "the bound is the system clock's, and this slave steers a PHC: use \
+                 software timestamps or clock = \"system\""
+                    .into(),
+            ));
+        }
+    };
+    let mut samples = 0u64;
     // The system clock kept on the PHC (phc2sys), once a second.
     let mut system_sync = match (&steered, config.sync_system) {
         (Steered::Phc(_), true) => {
@@ -644,6 +671,16 @@ pub fn run(
     let mut summary = None;
     let mut window = SummaryWindow::new(config.summary_every);
     while !stop.load(Ordering::Relaxed) && config.duration.is_none_or(|d| elapsed() < d) {
+        // The error bound: once a second and after every sample, once it is checked that
+        // nobody stepped the clock behind the port's back.
+        if let Some(b) = bound.as_mut() {
+            if b.due(samples) {
+                if b.stepped_elsewhere() {
+                    port.handle_disruption();
+                }
+                b.write(&port.error_bound(now()), samples);
+            }
+        }
         let wait = port.poll_timeout().map_or(Duration::from_millis(100), |t| {
             Duration::from_nanos(t.as_nanos().saturating_sub(now().as_nanos()).max(0) as u64)
                 .min(Duration::from_millis(100))
@@ -676,6 +713,9 @@ pub fn run(
         }
         // The servo's steps and frequencies (none observe-only: the port is not steering).
         while let Some(action) = port.poll_action() {
+            if let (ClockAction::Step { offset }, Some(b)) = (action, bound.as_mut()) {
+                b.stepped_here(offset);
+            }
             if let Err(e) = steered.clock().apply(&action) {
                 // Not done: the servo must not believe it was (a refused step is asked
                 // for again).
@@ -738,6 +778,7 @@ pub fn run(
                     Report::UtcOffset { time, seconds }
                 }
                 PortEvent::Sample(s) => {
+                    samples += 1;
                     if port.state() == PortState::Slave && !s.spike {
                         summary = window.push(s.offset_ns, s.frequency_ppb, s.path_delay_ns);
                     }
