@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tempora_clock_types::ErrorBound;
-use tempora_sys_clock::clock_bound::{ClockBoundWriter, SegmentOptions, realtime_minus_monotonic};
+use tempora_sys_clock::clock_bound::{
+    ClockBoundWriter, Rtc, SegmentOptions, realtime_minus_monotonic,
+};
 
 use crate::config::{ConfigError, invalid};
 
@@ -25,6 +27,10 @@ pub struct ClockBoundConfig {
     pub max_drift_ppm: f64,
     /// Standard errors of the estimate the bound covers (3).
     pub confidence: f64,
+    /// The hardware clock read once a second as a check (`""`: none): a VM's RTC runs on
+    /// the host's time, so a reverted snapshot shows as the RTC moving seconds against
+    /// the system clock, and the bound reads Disrupted.
+    pub rtc: PathBuf,
 }
 
 impl Default for ClockBoundConfig {
@@ -35,6 +41,7 @@ impl Default for ClockBoundConfig {
             group: None,
             max_drift_ppm: 1.0,
             confidence: 3.0,
+            rtc: PathBuf::from("/dev/rtc0"),
         }
     }
 }
@@ -106,7 +113,15 @@ pub struct BoundPublisher {
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC, nanoseconds, as this daemon's own steps
     /// left it.
     expected_realtime_offset: Option<i128>,
+    /// The RTC, where it can be read.
+    rtc: Option<Rtc>,
+    /// The RTC minus CLOCK_REALTIME, nanoseconds, as this daemon's own steps left it.
+    expected_rtc_offset: Option<i128>,
 }
+
+/// How far the RTC (whole seconds) may move against the system clock between two reads
+/// a second apart before the clock counts as disrupted, nanoseconds.
+const RTC_TOLERANCE_NS: i128 = 2_500_000_000;
 
 impl BoundPublisher {
     /// Creates the segment (its directory too) with the configured mode and group.
@@ -120,11 +135,27 @@ impl BoundPublisher {
             "publishing the clock error bound at {}",
             config.path.display()
         );
+        let rtc = if config.rtc.as_os_str().is_empty() {
+            None
+        } else {
+            match Rtc::open(&config.rtc).and_then(|r| r.read().map(|_| r)) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::info!(
+                        "{}: {e}; reverted VM snapshots are found only from the next update",
+                        config.rtc.display()
+                    );
+                    None
+                }
+            }
+        };
         Ok(Self {
             writer,
             last_write: None,
             last_updates: 0,
             expected_realtime_offset: None,
+            rtc,
+            expected_rtc_offset: None,
         })
     }
 
@@ -139,8 +170,12 @@ impl BoundPublisher {
 
     /// The daemon stepped the clock by `offset` seconds itself.
     pub fn stepped_here(&mut self, offset: f64) {
+        let nanos = (offset * 1e9).round() as i128;
         if let Some(expected) = self.expected_realtime_offset.as_mut() {
-            *expected += (offset * 1e9).round() as i128;
+            *expected += nanos;
+        }
+        if let Some(expected) = self.expected_rtc_offset.as_mut() {
+            *expected -= nanos;
         }
     }
 
@@ -148,8 +183,9 @@ impl BoundPublisher {
     /// program, a VM snapshot reverted, a leap second): CLOCK_REALTIME moved against
     /// CLOCK_MONOTONIC by more than the daemon's own steps.
     pub fn stepped_elsewhere(&mut self) -> bool {
+        let rtc = self.rtc_moved();
         let Ok(now) = realtime_minus_monotonic() else {
-            return false;
+            return rtc;
         };
         let moved = self.expected_realtime_offset.map(|expected| now - expected);
         self.expected_realtime_offset = Some(now);
@@ -158,6 +194,33 @@ impl BoundPublisher {
                 tracing::warn!(
                     "the clock was stepped by {:+.6} s, not by this daemon: the error bound \
                      reads Disrupted until the next update",
+                    m as f64 * 1e-9
+                );
+                true
+            }
+            _ => rtc,
+        }
+    }
+
+    /// Whether the RTC moved against the system clock since the last read.
+    fn rtc_moved(&mut self) -> bool {
+        let Some(rtc) = &self.rtc else {
+            return false;
+        };
+        let (Ok(seconds), Ok(real)) = (
+            rtc.read(),
+            tempora_sys_clock::SystemClock::new().now_realtime(),
+        ) else {
+            return false;
+        };
+        let now = i128::from(seconds) * 1_000_000_000 - real;
+        let moved = self.expected_rtc_offset.map(|expected| now - expected);
+        self.expected_rtc_offset = Some(now);
+        match moved {
+            Some(m) if m.abs() > RTC_TOLERANCE_NS => {
+                tracing::warn!(
+                    "the RTC moved {:+.1} s against the system clock (a reverted VM \
+                     snapshot?): the error bound reads Disrupted until the next update",
                     m as f64 * 1e-9
                 );
                 true

@@ -202,6 +202,69 @@ pub fn realtime_minus_monotonic() -> Result<i128, Error> {
     Ok(real - mono)
 }
 
+/// The hardware real-time clock (`/dev/rtc0`), read as a check on the system clock: in a
+/// VM the hypervisor keeps it on the host's time, so when a snapshot is reverted (and the
+/// guest's clocks with it) the RTC moves against the system clock by the time lost, which
+/// nothing inside the guest otherwise sees.
+pub struct Rtc {
+    file: std::fs::File,
+}
+
+/// `struct rtc_time` of `<linux/rtc.h>`.
+#[repr(C)]
+#[derive(Default)]
+struct RtcTime {
+    sec: libc::c_int,
+    min: libc::c_int,
+    hour: libc::c_int,
+    mday: libc::c_int,
+    mon: libc::c_int,
+    year: libc::c_int,
+    wday: libc::c_int,
+    yday: libc::c_int,
+    isdst: libc::c_int,
+}
+
+/// `RTC_RD_TIME`: `_IOR('p', 0x09, struct rtc_time)`.
+const RTC_RD_TIME: libc::c_ulong = 0x8024_7009;
+
+/// Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl Rtc {
+    /// Opens the RTC device (`/dev/rtc0` usually; it takes root or the device's group).
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let file =
+            std::fs::File::open(path).map_err(|e| Error::from_io("open the RTC device", e))?;
+        Ok(Self { file })
+    }
+
+    /// The RTC's time, seconds since the Unix epoch (as UTC; an RTC kept in local time
+    /// reads a constant offset away, which a comparison over time does not mind).
+    pub fn read(&self) -> Result<i64, Error> {
+        use std::os::fd::AsRawFd as _;
+        let mut tm = RtcTime::default();
+        // SAFETY: RTC_RD_TIME fills one `struct rtc_time`, which `tm` is, exclusively.
+        if unsafe { libc::ioctl(self.file.as_raw_fd(), RTC_RD_TIME as _, &mut tm) } < 0 {
+            return Err(Error::last_os("RTC_RD_TIME"));
+        }
+        let days = days_from_civil(
+            i64::from(tm.year) + 1900,
+            i64::from(tm.mon) + 1,
+            i64::from(tm.mday),
+        );
+        Ok(days * 86_400 + i64::from(tm.hour) * 3600 + i64::from(tm.min) * 60 + i64::from(tm.sec))
+    }
+}
+
 /// The daemon's side: creates the segment and publishes bounds into it.
 pub struct ClockBoundWriter {
     map: Mapping,
@@ -568,6 +631,15 @@ mod tests {
         writer.write(&snapshot);
         assert_eq!(reader.now().unwrap().status, ClockStatus::Disrupted);
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn civil_dates_count_days_from_the_epoch() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        // 2016-12-31, the last leap second's day.
+        assert_eq!(days_from_civil(2016, 12, 31), 17_166);
+        assert_eq!(days_from_civil(2036, 2, 7), 24_143);
     }
 
     #[test]

@@ -88,6 +88,15 @@ fn truth(address: SocketAddr) -> Truth {
     measure(address, 24).unwrap_or_else(|| panic!("the guest's truth server did not answer"))
 }
 
+/// `ntp-client now --json` in the guest: the error bound an application reads.
+fn bound_now(g: &mut Guest) -> serde_json::Value {
+    let text = g
+        .sh("ntp-client now --json", 10 * SECOND)
+        .map(|o| o.text())
+        .unwrap_or_default();
+    serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::Null)
+}
+
 /// The client's `/status`, from inside the guest.
 fn status(g: &mut Guest) -> serde_json::Value {
     let text = g
@@ -348,7 +357,10 @@ fn a_reverted_snapshot_is_set_right_again_beside_chronyd() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let server = Chronyd::serve("snapshot", free_udp_port()).unwrap();
-    let (mut ours, ours_at) = guest_with("snap-ours", vec![client_config(server.port)], true);
+    // Ours publishes its error bound too (issue 19), at ClockBound's default path.
+    let (path, mode, mut config) = client_config(server.port);
+    config.extend_from_slice(b"[clock_bound]\n");
+    let (mut ours, ours_at) = guest_with("snap-ours", vec![(path, mode, config)], true);
     let (mut theirs, theirs_at) =
         guest_with("snap-chronyd", vec![chronyd_config(server.port)], true);
     ours.spawn("client", "ntp-client run --config /etc/client.toml")
@@ -365,6 +377,8 @@ fn a_reverted_snapshot_is_set_right_again_beside_chronyd() {
         assert!(when.is_some(), "{} never settled: {seen:?}", g.name());
     }
     std::thread::sleep(10 * SECOND);
+    let before = bound_now(&mut ours);
+    assert_eq!(before["status"], "Synchronized", "before savevm: {before}");
     for g in [&ours, &theirs] {
         let out = g.monitor("savevm before").unwrap();
         assert!(!out.contains("Error"), "savevm on {}: {out}", g.name());
@@ -376,12 +390,58 @@ fn a_reverted_snapshot_is_set_right_again_beside_chronyd() {
     }
     let start = Instant::now();
     let (mut ours_seen, mut theirs_seen) = (Vec::new(), Vec::new());
+    // What an application reads of ours meanwhile: (seconds, status, bound), and the
+    // truth just before and after the read.
+    let mut bounds = Vec::new();
     while start.elapsed() < 100 * SECOND {
         let t = start.elapsed().as_secs_f64();
-        ours_seen.push((t, truth(ours_at).offset));
+        let truth_before = truth(ours_at).offset;
+        let read = bound_now(&mut ours);
+        let truth_after = truth(ours_at).offset;
+        bounds.push((
+            t,
+            read["status"].as_str().unwrap_or("none").to_string(),
+            read["bound_ns"].as_f64().unwrap_or(f64::NAN) * 1e-9,
+            truth_before,
+            truth_after,
+        ));
+        ours_seen.push((t, truth_after));
         theirs_seen.push((t, truth(theirs_at).offset));
         std::thread::sleep(2 * SECOND);
     }
+    let first_trusted_again = bounds.iter().find(|b| b.1 == "Synchronized").map(|b| b.0);
+    eprintln!(
+        "vm-bench snapshot bound: first read after loadvm {:?} (truth {:+.3} s); Synchronized again at {:?} s; reads: {:?}",
+        bounds.first().map(|b| (&b.1, b.2)),
+        bounds.first().map_or(f64::NAN, |b| b.3),
+        first_trusted_again,
+        bounds
+            .iter()
+            .map(|b| format!(
+                "{:.0}s {} {:.0}us (truth {:+.0}us)",
+                b.0,
+                b.1,
+                b.2 * 1e6,
+                b.4 * 1e6
+            ))
+            .collect::<Vec<_>>()
+    );
+    for (t, status, bound, before, after) in &bounds {
+        if status == "Synchronized" || status == "FreeRunning" {
+            // The truth, measured around the read (each measurement good to about
+            // 0.2 ms), lies inside the bound.
+            let error = before.abs().min(after.abs());
+            assert!(
+                error <= bound + 2e-3,
+                "at {t:.0} s after loadvm: {status} within {bound} s while {error} s off"
+            );
+        }
+    }
+    assert_ne!(
+        bounds.first().map(|b| b.1.as_str()),
+        Some("Synchronized"),
+        "the first read after loadvm must not be Synchronized: {bounds:?}"
+    );
     let s = status(&mut ours);
     let back = |seen: &[(f64, f64)]| {
         settled_at(seen, 1e-3).map_or("never".to_string(), |t| format!("{t:.0} s"))
