@@ -248,7 +248,11 @@ fn bounds(args: &Args, out: &mut String) -> ExitCode {
             h(c.ours.p99),
             h(c.rms_error),
             c.width_ratio(),
-            pct(c.clockbound.coverage()),
+            if c.clockbound.trusted == 0 {
+                "-".to_string()
+            } else {
+                pct(c.clockbound.coverage())
+            },
             c.clockbound.misses(),
             h(c.clockbound.median),
             h(c.clockbound.p99),
