@@ -24,6 +24,7 @@
 mod bound;
 mod discipline;
 mod leap;
+mod leap_file;
 mod policy;
 mod rfc;
 mod servo;
@@ -33,6 +34,9 @@ pub use discipline::{
     Discipline, DisciplineConfig, DisciplineInput, FrequencyState, SLOW_SLEW_PPM,
 };
 pub use leap::{LeapConfig, LeapScheduler};
+pub use leap_file::{
+    LeapEntry, LeapFileError, LeapLineError, LeapSecondsList, MAX_LEAP_ENTRIES,
+};
 pub use policy::{DisciplineError, PanicPolicy, StepMode, StepPolicy};
 pub use rfc::{RfcConfig, RfcDiscipline, RfcState};
 pub use servo::{PiServo, PiServoConfig, Servo, ServoOutput, ServoState};

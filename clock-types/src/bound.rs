@@ -171,7 +171,12 @@ impl BoundSnapshot {
         realtime_minus_monotonic_ns: Option<i64>,
     ) -> Self {
         let finite = bound.bound.is_finite() && bound.drift.is_finite();
-        let ceil = |seconds: f64, max: f64| (seconds * 1e9).ceil().clamp(0.0, max);
+        // Up to the next whole unit (no_std has no f64::ceil); NaN is 0.
+        let ceil = |seconds: f64, max: f64| {
+            let x = (seconds * 1e9).clamp(0.0, max);
+            let whole = x as i64 as f64;
+            if whole < x { whole + 1.0 } else { whole }
+        };
         Self {
             as_of_ns,
             void_after_ns: as_of_ns.saturating_add(valid_for_ns),
