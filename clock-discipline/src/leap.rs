@@ -4,10 +4,18 @@
 //! announce a leap second up to a month ahead; the kernel applies a flag at the end of
 //! the UTC day on which it is set. So the flag is armed only on the last day of the month
 //! (June and December unless configured otherwise), and disarmed when the vote is gone.
+//!
+//! With a leap-seconds list ([`LeapScheduler::with_list`]) the list decides while it is
+//! current: a source's announcement the list does not hold is refused (a falseticker, or
+//! a server that misread a bulletin, must not move every client by a second), and a leap
+//! the list holds is armed even where the sources forget to announce it. Past the list's
+//! expiry the sources' vote is taken again, as without a list.
 
 use tempora_clock_types::Leap;
 
 use tempora_clock_types::{ClockAction, LeapAction};
+
+use crate::leap_file::LeapSecondsList;
 
 /// Settings of a [`LeapScheduler`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -18,10 +26,22 @@ pub struct LeapConfig {
 }
 
 /// Decides when to arm and disarm the leap flag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct LeapScheduler {
     config: LeapConfig,
     armed: LeapAction,
+    list: Option<LeapSecondsList>,
+}
+
+/// What the scheduler makes of the sources' vote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LeapDecision {
+    /// The leap accepted for the end of this month.
+    pub leap: Leap,
+    /// The sources announced a leap the (current) list does not hold: refused.
+    pub refused: bool,
+    /// The list has expired: the sources' vote was taken.
+    pub list_expired: bool,
 }
 
 impl LeapScheduler {
@@ -30,6 +50,51 @@ impl LeapScheduler {
         Self {
             config,
             armed: LeapAction::None,
+            list: None,
+        }
+    }
+
+    /// A scheduler that checks announcements against a leap-seconds list.
+    pub fn with_list(config: LeapConfig, list: Option<LeapSecondsList>) -> Self {
+        Self {
+            list,
+            ..Self::new(config)
+        }
+    }
+
+    /// The list, if one was given.
+    pub fn list(&self) -> Option<&LeapSecondsList> {
+        self.list.as_ref()
+    }
+
+    /// TAI−UTC at `utc_seconds` as the list gives it (none without a list).
+    pub fn tai_minus_utc(&self, utc_seconds: i64) -> Option<i32> {
+        self.list.as_ref()?.tai_minus_utc(utc_seconds)
+    }
+
+    /// The leap to accept for the end of the month `utc_seconds` falls in, given the
+    /// sources' `vote`.
+    pub fn decide(&self, vote: Leap, utc_seconds: i64) -> LeapDecision {
+        let announced = matches!(vote, Leap::Insert | Leap::Delete);
+        match &self.list {
+            Some(list) if !list.is_expired(utc_seconds) => {
+                let listed = list.leap_at_end_of_month(utc_seconds);
+                LeapDecision {
+                    leap: listed,
+                    refused: announced && vote != listed,
+                    list_expired: false,
+                }
+            }
+            Some(_) => LeapDecision {
+                leap: if announced { vote } else { Leap::None },
+                refused: false,
+                list_expired: true,
+            },
+            None => LeapDecision {
+                leap: if announced { vote } else { Leap::None },
+                refused: false,
+                list_expired: false,
+            },
         }
     }
 
@@ -41,6 +106,7 @@ impl LeapScheduler {
     /// Takes the majority leap vote at `utc_seconds` (Unix time, UTC) and returns the
     /// action that changes the flag, if it must change.
     pub fn update(&mut self, vote: Leap, utc_seconds: i64) -> Option<ClockAction> {
+        let vote = self.decide(vote, utc_seconds).leap;
         let (_, month, day) = civil_from_days(utc_seconds.div_euclid(86_400));
         let last_day = day == days_in_month(utc_seconds.div_euclid(86_400));
         let month_ok = self.config.any_month || month == 6 || month == 12;
@@ -114,6 +180,38 @@ mod tests {
         assert_eq!(
             leap.update(Leap::None, DEC_31_2016_NOON + 120),
             Some(ClockAction::SetLeap(LeapAction::None))
+        );
+    }
+
+    #[test]
+    fn a_list_refuses_announcements_it_does_not_hold_and_arms_what_it_does() {
+        let tzdata = LeapSecondsList::parse(include_bytes!("../tests/leap-seconds.list")).unwrap();
+        let mut leap = LeapScheduler::with_list(LeapConfig::default(), Some(tzdata));
+        // 2016-12: the list holds the leap; no source announces it: armed anyway.
+        let d = leap.decide(Leap::None, DEC_31_2016_NOON);
+        assert_eq!(
+            (d.leap, d.refused, d.list_expired),
+            (Leap::Insert, false, false)
+        );
+        assert_eq!(
+            leap.update(Leap::None, DEC_31_2016_NOON),
+            Some(ClockAction::SetLeap(LeapAction::Insert))
+        );
+        assert_eq!(leap.tai_minus_utc(DEC_31_2016_NOON), Some(36));
+        // 2017-06-30: a falseticker announces one the list does not have: refused.
+        let june_30_2017 = 1_498_824_000;
+        let d = leap.decide(Leap::Insert, june_30_2017);
+        assert_eq!((d.leap, d.refused), (Leap::None, true));
+        assert_eq!(
+            leap.update(Leap::Insert, june_30_2017),
+            Some(ClockAction::SetLeap(LeapAction::None))
+        );
+        // Past the list's expiry (2026-06-28), the sources' vote is taken.
+        let dec_31_2026 = 1_798_718_400;
+        let d = leap.decide(Leap::Insert, dec_31_2026);
+        assert_eq!(
+            (d.leap, d.refused, d.list_expired),
+            (Leap::Insert, false, true)
         );
     }
 

@@ -409,7 +409,10 @@ mod tests {
         // 36 -> 38 is two seconds: refused before the hash.
         assert!(matches!(
             LeapSecondsList::parse(edited.as_bytes()),
-            Err(LeapFileError::Line { error: LeapLineError::NotALeap { by: 2 }, .. })
+            Err(LeapFileError::Line {
+                error: LeapLineError::NotALeap { by: 2 },
+                ..
+            })
         ));
         let edited = text.replace("3991593600", "4991593600");
         assert_eq!(
@@ -420,7 +423,11 @@ mod tests {
 
     #[test]
     fn malformed_files_name_the_line() {
-        let good = make(3_900_000_000, 3_990_000_000, &[(2_272_060_800, 10), (2_287_785_600, 11)]);
+        let good = make(
+            3_900_000_000,
+            3_990_000_000,
+            &[(2_272_060_800, 10), (2_287_785_600, 11)],
+        );
         assert!(LeapSecondsList::parse(good.as_bytes()).is_ok());
         let bad = good.replace("2287785600\t11", "2287785600\televen");
         assert_eq!(
@@ -433,30 +440,48 @@ mod tests {
         let bad = good.replace("2287785600\t11", "2287785600");
         assert!(matches!(
             LeapSecondsList::parse(bad.as_bytes()),
-            Err(LeapFileError::Line { line: 5, error: LeapLineError::MissingField })
+            Err(LeapFileError::Line {
+                line: 5,
+                error: LeapLineError::MissingField
+            })
         ));
         let bad = good.replace("2287785600\t11", "2200000000\t11");
         assert!(matches!(
             LeapSecondsList::parse(bad.as_bytes()),
-            Err(LeapFileError::Line { line: 5, error: LeapLineError::NotAscending })
+            Err(LeapFileError::Line {
+                line: 5,
+                error: LeapLineError::NotAscending
+            })
         ));
-        let no_hash: std::string::String =
-            good.lines().filter(|l| !l.starts_with("#h")).map(|l| l.to_owned() + "\n").collect();
+        let no_hash: std::string::String = good
+            .lines()
+            .filter(|l| !l.starts_with("#h"))
+            .map(|l| l.to_owned() + "\n")
+            .collect();
         assert_eq!(
             LeapSecondsList::parse(no_hash.as_bytes()),
             Err(LeapFileError::MissingHash)
         );
-        let no_expiry: std::string::String =
-            good.lines().filter(|l| !l.starts_with("#@")).map(|l| l.to_owned() + "\n").collect();
+        let no_expiry: std::string::String = good
+            .lines()
+            .filter(|l| !l.starts_with("#@"))
+            .map(|l| l.to_owned() + "\n")
+            .collect();
         assert_eq!(
             LeapSecondsList::parse(no_expiry.as_bytes()),
             Err(LeapFileError::MissingExpiry)
         );
-        assert_eq!(LeapSecondsList::parse(b""), Err(LeapFileError::MissingUpdate));
+        assert_eq!(
+            LeapSecondsList::parse(b""),
+            Err(LeapFileError::MissingUpdate)
+        );
         let bad_hash = good.replace("#h\t", "#h\tzz ");
         assert!(matches!(
             LeapSecondsList::parse(bad_hash.as_bytes()),
-            Err(LeapFileError::Line { error: LeapLineError::BadHash, .. })
+            Err(LeapFileError::Line {
+                error: LeapLineError::BadHash,
+                ..
+            })
         ));
         // CRLF line ends are fine.
         assert!(LeapSecondsList::parse(good.replace('\n', "\r\n").as_bytes()).is_ok());

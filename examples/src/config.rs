@@ -86,6 +86,22 @@ pub fn read_keys_file(
         .map_err(|e| invalid(key, format!("{path}: {e}")))
 }
 
+/// Reads and checks a leap-seconds list (`leap_file`), naming the key and the line of a
+/// malformed one; `None` without a path.
+pub fn read_leap_file(
+    path: Option<&std::path::Path>,
+    key: &str,
+) -> Result<Option<tempora_clock_discipline::LeapSecondsList>, ConfigError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let bytes =
+        std::fs::read(path).map_err(|e| invalid(key, format!("{}: {e}", path.display())))?;
+    tempora_clock_discipline::LeapSecondsList::parse(&bytes)
+        .map(Some)
+        .map_err(|e| invalid(key, format!("{}: {e}", path.display())))
+}
+
 /// A daemon's configuration file: TOML read with serde (unknown keys and wrong types
 /// refused with the key and the line), then checked for what serde cannot see.
 pub trait ConfigFile: serde::de::DeserializeOwned {

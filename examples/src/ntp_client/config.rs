@@ -121,6 +121,10 @@ pub struct UpstreamConfig {
     pub drift_file: Option<PathBuf>,
     /// Pass leap seconds the sources announce to the kernel.
     pub leap_to_kernel: bool,
+    /// The IERS/NIST leap-seconds list (tzdata's `/usr/share/zoneinfo/leap-seconds.list`):
+    /// while it is current, only leaps it holds are accepted (and those it holds are
+    /// armed even unannounced), and the kernel's TAI offset is set from it.
+    pub leap_file: Option<PathBuf>,
     /// Step policy.
     pub step: StepConfig,
     /// The fastest slew on top of the frequency correction, ppm (chrony's
@@ -147,6 +151,7 @@ impl Default for UpstreamConfig {
             min_sources: 1,
             drift_file: None,
             leap_to_kernel: true,
+            leap_file: None,
             step: StepConfig::default(),
             max_slew_ppm: DisciplineConfig::default().max_slew_ppm,
             clock_bound: None,
@@ -209,6 +214,7 @@ impl UpstreamConfig {
         if let Some(cb) = &self.clock_bound {
             cb.validate(prefix)?;
         }
+        crate::config::read_leap_file(self.leap_file.as_deref(), &key("leap_file"))?;
         if let Some(ca) = &self.nts_ca_file {
             if !ca.is_file() {
                 return Err(invalid(

@@ -16,7 +16,9 @@ use tempora_ntp::{
     DisciplineKind, Estimator, NtpSource, NtpSystem, RefclockSource, ResponseOutcome, SourceConfig,
     SystemConfig, SystemEvent,
 };
-use tempora_ntp_proto::{Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState};
+use tempora_ntp_proto::{
+    LeapIndicator, Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState,
+};
 use tempora_sys_clock::{PhcClock, SystemClock, TimestampMode, TimestampedSocket};
 
 use super::config::UpstreamConfig;
@@ -264,6 +266,8 @@ struct Runtime {
     nts_tls: Option<Arc<rustls::ClientConfig>>,
     /// Where the clock error bound is published, if it is.
     bound: Option<crate::clock_bound::BoundPublisher>,
+    /// The day a refused leap announcement was last logged.
+    leap_refused_logged: Option<i64>,
 }
 
 /// Reads a drift file: one number, ppm.
@@ -295,6 +299,27 @@ impl Runtime {
         let clock = SystemClock::new();
         let drift = config.drift_file.as_deref().and_then(read_drift_file);
         let refclock_configs = config.refclocks();
+        // Checked when the configuration was; a file changed since is reported here.
+        let leap_list =
+            match crate::config::read_leap_file(config.leap_file.as_deref(), "leap_file") {
+                Ok(list) => list,
+                Err(e) => {
+                    tracing::error!("{e}: leap seconds are taken from the sources");
+                    None
+                }
+            };
+        if let Some(list) = &leap_list {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            if list.is_expired(now) {
+                tracing::warn!(
+                    "the leap-seconds list expired {} days ago: leaps the sources announce \
+                     are taken as they are until it is updated",
+                    (now - list.expires_unix()) / 86_400
+                );
+            }
+        }
         let frequency = drift.or_else(|| clock.frequency().ok()).unwrap_or(0.0);
         let source_config = SourceConfig {
             min_poll: config.min_poll,
@@ -429,7 +454,7 @@ impl Runtime {
             system,
             slots,
             phcs,
-            leap: LeapScheduler::new(LeapConfig::default()),
+            leap: LeapScheduler::with_list(LeapConfig::default(), leap_list),
             rms: 0.0,
             last_offset: 0.0,
             steps: 0,
@@ -438,6 +463,7 @@ impl Runtime {
             error: None,
             nts_tls,
             bound: None,
+            leap_refused_logged: None,
         };
         if !observe {
             // Start from the drift file's frequency, and take the clock from the kernel's
@@ -493,6 +519,21 @@ impl Runtime {
         }
         if !self.observe {
             self.write_drift();
+        }
+    }
+
+    /// Sets the kernel's TAI offset from the leap-seconds list where it differs.
+    fn set_tai_offset(&mut self, utc: i64) {
+        let Some(tai) = self.leap.tai_minus_utc(utc) else {
+            return;
+        };
+        let current = self.clock.state().map(|k| k.tai_offset);
+        if current.as_ref().is_ok_and(|c| *c == tai) {
+            return;
+        }
+        match self.clock.set_tai_offset(tai) {
+            Ok(()) => tracing::info!("TAI-UTC set to {tai} s from the leap-seconds list"),
+            Err(e) => tracing::warn!("setting the TAI offset: {e}"),
         }
     }
 
@@ -598,11 +639,21 @@ impl Runtime {
                 } else {
                     (0.9 * self.rms * self.rms + 0.1 * e.offset * e.offset).sqrt()
                 };
+                let utc = (self.realtime() / 1_000_000_000) as i64;
+                let decision = self.leap.decide(e.leap, utc);
+                if decision.refused && self.leap_refused_logged != Some(utc / 86_400) {
+                    self.leap_refused_logged = Some(utc / 86_400);
+                    tracing::warn!(
+                        "the sources announce a leap second ({:?}) the leap-seconds list \
+                         does not hold: ignored",
+                        e.leap
+                    );
+                }
                 if self.config.leap_to_kernel && !self.observe {
-                    let utc = (self.realtime() / 1_000_000_000) as i64;
                     if let Some(a) = self.leap.update(e.leap, utc) {
                         self.apply(&a);
                     }
+                    self.set_tai_offset(utc);
                 }
                 self.last_update_real = Some(NtpTimestamp::from_unix_nanos(self.realtime()));
             }
@@ -851,6 +902,15 @@ impl Runtime {
                     .map_or(0.0, |t| now.seconds_since(t).max(0.0) * 15e-6);
             state.root_dispersion =
                 NtpShort::from_seconds_f64(state.root_dispersion.to_seconds_f64() + extra);
+            // Pass on only the leap accepted (checked against the leap-seconds list).
+            if state.leap != LeapIndicator::Unsynchronized {
+                let utc = (self.realtime() / 1_000_000_000) as i64;
+                state.leap = match self.leap.decide(e.leap, utc).leap {
+                    Leap::Insert => LeapIndicator::InsertSecond,
+                    Leap::Delete => LeapIndicator::DeleteSecond,
+                    _ => LeapIndicator::NoWarning,
+                };
+            }
         }
         *lock(&shared.server_state) = state;
         let mut rows = Vec::with_capacity(self.slots.len() + self.system.refclocks().len());
