@@ -269,6 +269,23 @@ impl LeapSecondsList {
         self.leap_at(next_month_start(unix))
     }
 
+    /// The leap second within `within` seconds of `unix`, if the list has one: the
+    /// midnight it happens at (Unix seconds) and whether it inserts or deletes.
+    pub fn leap_near(&self, unix: i64, within: i64) -> Option<(i64, Leap)> {
+        let entries = self.entries();
+        (1..entries.len()).find_map(|i| {
+            let at = entries[i].unix_seconds();
+            ((at - unix).abs() <= within).then(|| {
+                let leap = if entries[i].tai_minus_utc > entries[i - 1].tai_minus_utc {
+                    Leap::Insert
+                } else {
+                    Leap::Delete
+                };
+                (at, leap)
+            })
+        })
+    }
+
     /// The leap second that ends just before `midnight` (Unix seconds at 00:00:00).
     fn leap_at(&self, midnight: i64) -> Leap {
         let entries = self.entries();
@@ -391,6 +408,11 @@ mod tests {
         assert_eq!(list.leap_at_end_of_month(1_480_550_400), Leap::Insert); // 2016-12-01
         assert_eq!(list.leap_at_end_of_month(1_477_958_400), Leap::None); // 2016-11-01
         assert_eq!(list.tai_minus_utc(0), None);
+        assert_eq!(
+            list.leap_near(noon, 86_400),
+            Some((1_483_228_800, Leap::Insert))
+        );
+        assert_eq!(list.leap_near(noon - 86_400, 86_400), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod leap_file;
 mod policy;
 mod rfc;
 mod servo;
+mod smear;
 
 pub use bound::{BoundConfig, BoundTracker, BoundUpdate};
 pub use discipline::{
@@ -38,3 +39,4 @@ pub use leap_file::{LeapEntry, LeapFileError, LeapLineError, LeapSecondsList, MA
 pub use policy::{DisciplineError, PanicPolicy, StepMode, StepPolicy};
 pub use rfc::{RfcConfig, RfcDiscipline, RfcState};
 pub use servo::{PiServo, PiServoConfig, Servo, ServoOutput, ServoState};
+pub use smear::{LeapSmear, SmearShape};

@@ -160,6 +160,47 @@ pub struct ServerConfig {
     pub keys_file: Option<String>,
     /// The keys file's format: `chrony` (`ID TYPE KEY`, `HEX:` keys) or `ntpd`.
     pub keys_format: tempora_ntp::keys::KeysFormat,
+    /// The IERS/NIST leap-seconds list: with a `local` or `kernel` source the leap it
+    /// holds is announced on the last day of the month (and, `local`, armed in the
+    /// kernel and the TAI offset set, where the server may steer).
+    pub leap_file: Option<std::path::PathBuf>,
+    /// Serve smeared time through a leap second instead of announcing it (needs
+    /// `leap_file`).
+    pub leap_smear: Option<LeapSmearConfig>,
+}
+
+/// `leap_smear = { kind = "linear", duration = 86400 }`.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeapSmearConfig {
+    /// `linear` (Google's) or `cosine`.
+    pub kind: String,
+    /// The window, seconds, centred on the leap (86400: noon to noon).
+    pub duration: f64,
+}
+
+impl Default for LeapSmearConfig {
+    fn default() -> Self {
+        Self {
+            kind: "linear".into(),
+            duration: 86_400.0,
+        }
+    }
+}
+
+impl LeapSmearConfig {
+    /// The smear this describes, if the kind is known.
+    pub fn smear(&self) -> Option<tempora_clock_discipline::LeapSmear> {
+        let shape = match self.kind.as_str() {
+            "linear" => tempora_clock_discipline::SmearShape::Linear,
+            "cosine" => tempora_clock_discipline::SmearShape::Cosine,
+            _ => return None,
+        };
+        Some(tempora_clock_discipline::LeapSmear {
+            shape,
+            duration: self.duration,
+        })
+    }
 }
 
 impl Default for ServerConfig {
@@ -184,6 +225,8 @@ impl Default for ServerConfig {
             nts: None,
             keys_file: None,
             keys_format: tempora_ntp::keys::KeysFormat::Chrony,
+            leap_file: None,
+            leap_smear: None,
         }
     }
 }
@@ -232,6 +275,24 @@ impl ConfigFile for ServerConfig {
         }
         self.access_list()?;
         self.symmetric_keys()?;
+        crate::config::read_leap_file(self.leap_file.as_deref(), "leap_file")?;
+        if let Some(smear) = &self.leap_smear {
+            if smear.smear().is_none() {
+                return Err(invalid("leap_smear.kind", "use \"linear\" or \"cosine\""));
+            }
+            if !(smear.duration >= 1.0 && smear.duration <= 172_800.0) {
+                return Err(invalid(
+                    "leap_smear.duration",
+                    "must be 1 to 172800 seconds",
+                ));
+            }
+            if self.leap_file.is_none() {
+                return Err(invalid(
+                    "leap_smear",
+                    "needs leap_file: the smear is timed from the leap-seconds list",
+                ));
+            }
+        }
         if let Some(nts) = &self.nts {
             if nts.ke_listen.is_empty() {
                 return Err(invalid("nts.ke_listen", "at least one address is needed"));

@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tempora_ntp_proto::{
-    LeapIndicator, Log2Seconds, NtpShort, NtpTimestamp, ReferenceId, ServerState, Stratum,
+    LeapIndicator, Log2Seconds, NtpDuration, NtpShort, NtpTimestamp, ReferenceId, ServerState,
+    Stratum,
 };
 use tempora_sys_clock::{
     BatchOptions, BatchSocket, ClockState, MAX_BATCH, RecvMeta, SendItem, StatusFlags, SystemClock,
@@ -23,9 +24,10 @@ use tempora_ntp::server::{
 
 use super::config::{ServerConfig, TimeSource};
 use super::metrics;
-use super::state::{Shared, lock};
+use super::state::{ServerLeap, Shared, lock};
 use crate::config::ConfigFile;
 use crate::ntp_client::{ClientRuntime, RuntimeError};
+use tempora_clock_types::Leap;
 
 /// Why the server did not start.
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +87,36 @@ fn precision() -> Log2Seconds {
     Log2Seconds(-24)
 }
 
+/// The served state for a time source, now, with the leap indicator the leap-seconds list
+/// and the smear make of it.
+fn state_now(
+    source: &TimeSource,
+    upstream: Option<&ClientRuntime>,
+    leap: Option<&ServerLeap>,
+) -> ServerState {
+    let mut state = source_state(source, upstream);
+    if let Some(l) = leap {
+        if state.leap != LeapIndicator::Unsynchronized {
+            let utc = (realtime_nanos() / 1_000_000_000) as i64;
+            if l.smear.is_some() {
+                // A smearing server never announces the leap: its clients would insert
+                // it on top of the smear.
+                state.leap = LeapIndicator::NoWarning;
+            } else if !matches!(source, TimeSource::Upstream(_)) && !l.list.is_expired(utc) {
+                // On the last day of the month the list holds a leap for, as RFC 5905.
+                state.leap = match l.list.leap_at_end_of_day(utc) {
+                    Leap::Insert => LeapIndicator::InsertSecond,
+                    Leap::Delete => LeapIndicator::DeleteSecond,
+                    _ => LeapIndicator::NoWarning,
+                };
+            }
+        }
+    }
+    state
+}
+
 /// The served state for a time source, now.
-fn state_now(source: &TimeSource, upstream: Option<&ClientRuntime>) -> ServerState {
+fn source_state(source: &TimeSource, upstream: Option<&ClientRuntime>) -> ServerState {
     let now = NtpTimestamp::from_unix_nanos(realtime_nanos());
     match source {
         TimeSource::Local { stratum } => ServerState {
@@ -128,6 +158,32 @@ fn state_now(source: &TimeSource, upstream: Option<&ClientRuntime>) -> ServerSta
             Some(u) => u.server_state(precision()),
             None => ServerState::UNSYNCHRONIZED,
         },
+    }
+}
+
+/// Arms the kernel's leap flag on the day the list has one, and sets the TAI offset
+/// from it (a `local` server with `leap_file`). A refusal (no CAP_SYS_TIME) is logged once.
+fn arm_kernel_leap(scheduler: &mut tempora_clock_discipline::LeapScheduler, refused: &mut bool) {
+    let clock = SystemClock::new();
+    let utc = (realtime_nanos() / 1_000_000_000) as i64;
+    let mut result = Ok(());
+    if let Some(tempora_clock_types::ClockAction::SetLeap(leap)) = scheduler.update(Leap::None, utc)
+    {
+        result = clock.set_leap_flag(leap);
+        if result.is_ok() {
+            tracing::info!("leap second {leap:?} armed in the kernel for the end of the day");
+        }
+    }
+    if let Some(tai) = scheduler.tai_minus_utc(utc) {
+        if clock.state().is_ok_and(|k| k.tai_offset != tai) && result.is_ok() {
+            result = clock.set_tai_offset(tai);
+        }
+    }
+    if let Err(e) = result {
+        if !*refused {
+            *refused = true;
+            tracing::warn!("keeping the leap second in the kernel: {e}");
+        }
     }
 }
 
@@ -177,8 +233,21 @@ impl NtpServer {
             }
             None => None,
         };
+        let leap =
+            crate::config::read_leap_file(config.leap_file.as_deref(), "leap_file")?.map(|list| {
+                ServerLeap {
+                    list,
+                    smear: config.leap_smear.as_ref().and_then(|s| s.smear()),
+                    smear_offset_ns: std::sync::atomic::AtomicI64::new(0),
+                    smearing: AtomicBool::new(false),
+                }
+            });
         let shared = Arc::new(Shared {
-            state: Mutex::new(state_now(&config.source, upstream.as_deref())),
+            state: Mutex::new(state_now(
+                &config.source,
+                upstream.as_deref(),
+                leap.as_ref(),
+            )),
             clients: Mutex::new(ClientTable::new(
                 config.rate_limit,
                 crate::random::random_seed().ok_or(ServerError::NoRandomness)?,
@@ -189,6 +258,7 @@ impl NtpServer {
             source_description,
             upstream,
             nts: nts.as_ref().map(|(_, state, _)| state.clone()),
+            leap,
         });
         let core = ServerCore {
             access,
@@ -274,6 +344,12 @@ impl NtpServer {
         {
             let shared = shared.clone();
             let source = config.source.clone();
+            // The server of its own clock keeps that clock's leap second too, where it
+            // may: otherwise its clients would insert the leap it announces and be a
+            // second behind it after.
+            let arm_local_leap = matches!(config.source, TimeSource::Local { .. })
+                && config.leap_file.is_some()
+                && !config.observe;
             let rotation = config.nts.as_ref().map(|n| {
                 (
                     n.key_rotation,
@@ -287,9 +363,23 @@ impl NtpServer {
                     .spawn(move || {
                         let mut keys =
                             rotation.map(|(every, file, old)| KeyRotation::new(every, file, old));
+                        let mut kernel_leap = arm_local_leap.then(|| {
+                            tempora_clock_discipline::LeapScheduler::with_list(
+                                tempora_clock_discipline::LeapConfig::default(),
+                                shared.leap.as_ref().map(|l| l.list),
+                            )
+                        });
+                        let mut kernel_refused = false;
                         while !shared.stop.load(Ordering::Relaxed) {
-                            let state = state_now(&source, shared.upstream.as_deref());
+                            let state = state_now(
+                                &source,
+                                shared.upstream.as_deref(),
+                                shared.leap.as_ref(),
+                            );
                             *lock(&shared.state) = state;
+                            if let Some(scheduler) = &mut kernel_leap {
+                                arm_kernel_leap(scheduler, &mut kernel_refused);
+                            }
                             if let (Some(k), Some(nts)) = (&mut keys, &shared.nts) {
                                 k.tick(nts);
                             }
@@ -488,7 +578,16 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
             }
         };
         if n > 0 {
-            let state = *lock(&shared.state);
+            let mut state = *lock(&shared.state);
+            // A smear in progress: every timestamp served moves by it.
+            let smear = shared
+                .leap
+                .as_ref()
+                .and_then(|l| l.smear_offset(realtime_nanos()))
+                .filter(|o| *o != 0.0)
+                .map(NtpDuration::from_seconds_f64);
+            let shift = |t: NtpTimestamp| smear.map_or(t, |d| t + d);
+            state.reference_timestamp = shift(state.reference_timestamp);
             let now_ns = shared.started.elapsed().as_nanos() as u64;
             {
                 let mut clients = lock(&shared.clients);
@@ -500,13 +599,13 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
                         answers[i] = Answer::Drop(DropReason::Malformed);
                         continue;
                     };
-                    rxs[i] = NtpTimestamp::from_unix_nanos(
+                    rxs[i] = shift(NtpTimestamp::from_unix_nanos(
                         m.timestamp.map_or_else(realtime_nanos, |t| t.nanos),
-                    );
+                    ));
                     let mut serving = nts_keys.as_deref().map(|keys| NtsServing {
                         keys,
                         random: &mut random,
-                        transmit: NtpTimestamp::from_unix_nanos(realtime_nanos()),
+                        transmit: shift(NtpTimestamp::from_unix_nanos(realtime_nanos())),
                     });
                     answers[i] = core.handle_with_nts(
                         &Request {
@@ -526,7 +625,7 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
                 }
             }
             // The transmit timestamp, as late as user space can take it.
-            let tx = NtpTimestamp::from_unix_nanos(realtime_nanos())
+            let tx = shift(NtpTimestamp::from_unix_nanos(realtime_nanos()))
                 .to_bits()
                 .to_be_bytes();
             for i in 0..n {
@@ -590,11 +689,13 @@ fn serve(mut socket: BatchSocket, core: &ServerCore, shared: &Shared) {
                     let slot = &mut pending[t.id as usize % PENDING];
                     if let Some((id, client, rx)) = *slot {
                         if id == t.id {
-                            clients.record_transmit(
-                                client,
-                                rx,
-                                NtpTimestamp::from_unix_nanos(t.timestamp.nanos),
-                            );
+                            let sent = NtpTimestamp::from_unix_nanos(t.timestamp.nanos);
+                            let smear = shared
+                                .leap
+                                .as_ref()
+                                .and_then(|l| l.smear_offset(t.timestamp.nanos))
+                                .map_or(sent, |o| sent + NtpDuration::from_seconds_f64(o));
+                            clients.record_transmit(client, rx, smear);
                             *slot = None;
                             outstanding = outstanding.saturating_sub(1);
                         }

@@ -160,6 +160,27 @@ fn prometheus(shared: &Shared) -> String {
         "Root delay served.",
         &[(String::new(), state.root_delay.to_seconds_f64())],
     );
+    if let Some(leap) = shared.leap.as_ref().filter(|l| l.smear.is_some()) {
+        use std::sync::atomic::Ordering::Relaxed;
+        metric(
+            "leap_smear_active",
+            "gauge",
+            "1 while a leap second is being smeared.",
+            &[(
+                String::new(),
+                f64::from(u8::from(leap.smearing.load(Relaxed))),
+            )],
+        );
+        metric(
+            "leap_smear_offset_seconds",
+            "gauge",
+            "The smear's offset from the clock in the time served.",
+            &[(
+                String::new(),
+                leap.smear_offset_ns.load(Relaxed) as f64 * 1e-9,
+            )],
+        );
+    }
     metric(
         "uptime_seconds",
         "gauge",
@@ -243,6 +264,23 @@ pub(crate) fn status_json(shared: &Shared) -> serde_json::Value {
         "mac_responses": c.mac_responses,
         "crypto_naks": c.crypto_naks,
         "upstream": shared.upstream.as_ref().map(|u| u.status_json()),
+        "leap": shared.leap.as_ref().map(|l| {
+            use std::sync::atomic::Ordering::Relaxed;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            serde_json::json!({
+                "file_expires_unix": l.list.expires_unix(),
+                "file_expired": l.list.is_expired(now),
+                "tai_minus_utc": l.list.tai_minus_utc(now),
+                "smear": l.smear.map(|s| serde_json::json!({
+                    "kind": format!("{:?}", s.shape).to_lowercase(),
+                    "duration": s.duration,
+                    "active": l.smearing.load(Relaxed),
+                    "offset_seconds": l.smear_offset_ns.load(Relaxed) as f64 * 1e-9,
+                })),
+            })
+        }),
         "nts": shared.nts.as_ref().map(|n| {
             let ke = *n.ke.lock().unwrap_or_else(PoisonError::into_inner);
             let keys = n.keys.read().unwrap_or_else(PoisonError::into_inner);

@@ -6,5 +6,7 @@ mod daemon;
 mod metrics;
 mod state;
 
-pub use config::{AccessConfig, AccessRuleConfig, NtsConfig, ServerConfig, TimeSource};
+pub use config::{
+    AccessConfig, AccessRuleConfig, LeapSmearConfig, NtsConfig, ServerConfig, TimeSource,
+};
 pub use daemon::{NtpServer, ServerError};
