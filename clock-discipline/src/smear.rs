@@ -56,7 +56,8 @@ impl LeapSmear {
     /// The fraction of the leap second smeared in at continuous time `t`, 0 to 1.
     fn fraction(&self, t: f64, leap_unix: i64) -> f64 {
         let (start, end) = self.window(leap_unix);
-        if !(end > start) {
+        // A window of no width (or NaN): the whole second at the leap.
+        if end.partial_cmp(&start) != Some(core::cmp::Ordering::Greater) {
             return if t < leap_unix as f64 { 0.0 } else { 1.0 };
         }
         let x = ((t - start) / (end - start)).clamp(0.0, 1.0);
