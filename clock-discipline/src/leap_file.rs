@@ -365,6 +365,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    // The tests write lists with std's strings.
+    #![allow(clippy::std_instead_of_alloc, clippy::std_instead_of_core)]
     use super::*;
     use proptest::prelude::*;
 
