@@ -123,6 +123,12 @@ impl LeapScheduler {
     }
 }
 
+/// The end of the UTC month `utc_seconds` falls in: the next month's first midnight, Unix
+/// seconds (where a leap second of this month happens).
+pub fn end_of_month(utc_seconds: i64) -> i64 {
+    crate::leap_file::next_month_start(utc_seconds)
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
 pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -153,6 +159,12 @@ mod tests {
 
     /// 2016-12-31T12:00:00Z, the day of the last leap second so far.
     const DEC_31_2016_NOON: i64 = 1_483_185_600;
+
+    #[test]
+    fn months_end_at_the_next_ones_first_midnight() {
+        assert_eq!(end_of_month(DEC_31_2016_NOON), 1_483_228_800);
+        assert_eq!(end_of_month(0), 2_678_400);
+    }
 
     #[test]
     fn calendar() {

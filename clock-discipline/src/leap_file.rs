@@ -341,7 +341,7 @@ impl DigitBuf {
 }
 
 /// Unix seconds of the first midnight of the month after the one `unix` falls in.
-fn next_month_start(unix: i64) -> i64 {
+pub(crate) fn next_month_start(unix: i64) -> i64 {
     let days = unix.div_euclid(86_400);
     let (year, month, _) = crate::leap::civil_from_days(days);
     let (y, m) = if month == 12 {

@@ -34,7 +34,7 @@ pub use bound::{BoundConfig, BoundTracker, BoundUpdate};
 pub use discipline::{
     Discipline, DisciplineConfig, DisciplineInput, FrequencyState, SLOW_SLEW_PPM,
 };
-pub use leap::{LeapConfig, LeapDecision, LeapScheduler};
+pub use leap::{LeapConfig, LeapDecision, LeapScheduler, end_of_month};
 pub use leap_file::{LeapEntry, LeapFileError, LeapLineError, LeapSecondsList, MAX_LEAP_ENTRIES};
 pub use policy::{DisciplineError, PanicPolicy, StepMode, StepPolicy};
 pub use rfc::{RfcConfig, RfcDiscipline, RfcState};

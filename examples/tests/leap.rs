@@ -243,3 +243,62 @@ fn leap_configuration_errors_name_the_key_and_the_line() {
         "{e}"
     );
 }
+
+/// Issue 20: a client with two unsmeared servers and one declared smeared (`[[server]]
+/// smeared = true`), a day from a leap in its list, never combines them: the smeared one
+/// is left out and the client's offset stays with the unsmeared pair (0 here: they all
+/// serve this machine's clock), not part of the way to the smear.
+#[test]
+fn a_client_near_a_leap_never_mixes_smeared_and_unsmeared_sources() {
+    let dir = common::scratch("leap-mix");
+    let (text, _) = list_with_leap_tonight();
+    let file = dir.join("leap-seconds.list");
+    std::fs::write(&file, &text).unwrap();
+    let smearing = NtpServer::start(&ServerConfig {
+        leap_smear: Some(LeapSmearConfig {
+            kind: "linear".into(),
+            duration: 172_800.0,
+        }),
+        ..server_config(TimeSource::Local { stratum: 1 }, &file)
+    })
+    .unwrap();
+    let plain: Vec<NtpServer> = (0..2)
+        .map(|_| NtpServer::start(&server_config(TimeSource::Local { stratum: 1 }, &file)).unwrap())
+        .collect();
+    let (_, smear_now) = ask(smearing.local_addrs()[0]);
+    assert!(smear_now < -0.01, "the smear is under way: {smear_now}");
+    let status_port = common::free_tcp_port();
+    let config = dir.join("client.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "min_poll = 0\nmax_poll = 0\nleap_file = \"{}\"\nstatus_listen = \"127.0.0.1:{status_port}\"\n\
+             [[server]]\naddress = \"{}\"\nsmeared = true\n\
+             [[server]]\naddress = \"{}\"\n[[server]]\naddress = \"{}\"\n",
+            file.display(),
+            smearing.local_addrs()[0],
+            plain[0].local_addrs()[0],
+            plain[1].local_addrs()[0],
+        ),
+    )
+    .unwrap();
+    let _client = common::observing_client(env!("CARGO_BIN_EXE_ntp-client"), &config);
+    let address = format!("127.0.0.1:{status_port}").parse().unwrap();
+    let status = common::wait_for(Duration::from_secs(30), || {
+        let body = tempora_examples::http::get(address, "/status").ok()?;
+        let s: tempora_examples::ntp_client::ClientStatus = serde_json::from_str(&body).ok()?;
+        (s.tracking.synchronised && s.sources.iter().all(|r| r.reach & 0o17 == 0o17)).then_some(s)
+    })
+    .expect("synchronised with all three reachable within 30 s");
+    let table = tempora_examples::ntp_client::render_status(&status);
+    eprintln!("{table}");
+    assert!(status.sources[0].smeared, "{table}");
+    assert!(
+        !matches!(status.sources[0].mark, '*' | '+'),
+        "the smeared source is not combined near the leap: {table}"
+    );
+    assert!(
+        status.tracking.system_offset.abs() < 0.005,
+        "the client stays with the unsmeared pair, not part of the way to {smear_now}: {table}"
+    );
+}

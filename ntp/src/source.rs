@@ -153,6 +153,8 @@ pub struct NtpSource {
     symmetric: Option<(u32, MacAlgorithm, Vec<u8>)>,
     /// What the last answer came to, until [`Self::poll_event`] takes it.
     outcome: Option<ResponseOutcome>,
+    /// The source serves smeared time around leap seconds.
+    smeared: bool,
 }
 
 impl NtpSource {
@@ -189,6 +191,7 @@ impl NtpSource {
             mark: SelectionMark::Unreachable,
             outgoing: None,
             outcome: None,
+            smeared: false,
             nts: None,
             unauthenticated: 0,
             symmetric: None,
@@ -277,6 +280,18 @@ impl NtpSource {
     /// The last measurement.
     pub fn last_measurement(&self) -> Option<Measurement> {
         self.last
+    }
+
+    /// Declares the source as serving smeared time around leap seconds (Google's and
+    /// AWS's public servers): near a leap it is never combined with unsmeared sources
+    /// ([`crate::NtpSystem::set_leap_window`]).
+    pub fn set_smeared(&mut self, smeared: bool) {
+        self.smeared = smeared;
+    }
+
+    /// Whether the source is declared smeared.
+    pub fn smeared(&self) -> bool {
+        self.smeared
     }
 
     /// Sets the selection mark the status table shows.

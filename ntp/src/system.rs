@@ -177,6 +177,8 @@ pub struct NtpSystem {
     next_transmit: usize,
     /// The bound on the clock's error, kept from update to update.
     bound: BoundTracker,
+    /// Near a leap second: smeared and unsmeared sources are not combined.
+    leap_window: bool,
 }
 
 impl NtpSystem {
@@ -224,7 +226,25 @@ impl NtpSystem {
             events: VecDeque::new(),
             next_transmit: 0,
             bound: BoundTracker::new(BoundConfig::default()),
+            leap_window: false,
         }
+    }
+
+    /// Declares source `index` as serving smeared time (see [`NtpSource::set_smeared`]).
+    pub fn set_source_smeared(&mut self, index: usize, smeared: bool) {
+        if let Some(s) = self.sources.get_mut(index) {
+            s.set_smeared(smeared);
+        }
+    }
+
+    /// Whether it is near a leap second now (the caller knows UTC and the leap: a day
+    /// either side covers every smear in use). Within it, smeared and unsmeared sources
+    /// are never combined: of the two kinds, the one with more usable sources is
+    /// selected from alone, the unsmeared on a tie, and the others are left out as if
+    /// unreachable. Reference clocks count as unsmeared. Outside it, all combine as
+    /// usual (a smear is then zero).
+    pub fn set_leap_window(&mut self, in_window: bool) {
+        self.leap_window = in_window;
     }
 
     /// Sets how the error bound is computed ([`Self::error_bound`]); the bound so far is
@@ -531,6 +551,23 @@ impl NtpSystem {
             if let Some(c) = c {
                 candidates.push(c);
                 index.push(i);
+            }
+        }
+        if self.leap_window {
+            // Never half-way between a smeared and an unsmeared clock near a leap.
+            let n_sources = self.sources.len();
+            let smeared =
+                |i: usize| i < n_sources && self.sources.get(i).is_some_and(NtpSource::smeared);
+            let count = index.iter().filter(|&&i| smeared(i)).count();
+            let keep_smeared = count * 2 > index.len();
+            let mut k = 0;
+            while k < index.len() {
+                if smeared(index[k]) == keep_smeared {
+                    k += 1;
+                } else {
+                    index.remove(k);
+                    candidates.remove(k);
+                }
             }
         }
         self.verdicts.resize(total, CandidateVerdict::None);
@@ -901,6 +938,48 @@ mod tests {
             at += 1.0;
         }
         steps
+    }
+
+    /// Issue 20: near a leap, a smeared source (half a second from the others at the
+    /// leap; ahead here, as `ts` takes no time before the run's start) and
+    /// two unsmeared ones are never combined: the estimate follows the unsmeared pair,
+    /// not a point between. With two smeared and one unsmeared, it follows the smeared
+    /// pair whole. Outside the window all three are candidates again.
+    #[test]
+    fn smeared_and_unsmeared_sources_are_never_combined_near_a_leap() {
+        for (smeared, expect) in [(vec![0], 0.0), (vec![0, 1], 0.5)] {
+            let mut s = system(3, true);
+            for &i in &smeared {
+                s.set_source_smeared(i, true);
+            }
+            s.set_leap_window(true);
+            let mut behind = 0.0;
+            let offset = |i: usize, _| Some(if smeared.contains(&i) { 0.5 } else { 0.0 });
+            run_answering(&mut s, 0.0, 40.0, &mut behind, offset);
+            let e = s.estimate().unwrap();
+            assert!(
+                (e.offset - expect).abs() < 1e-3,
+                "smeared {smeared:?}: {e:?}"
+            );
+            let verdicts = s.verdicts().to_vec();
+            for (i, v) in verdicts.iter().enumerate() {
+                let in_use = smeared.contains(&i) == (expect != 0.0);
+                assert_eq!(
+                    *v != CandidateVerdict::None,
+                    in_use,
+                    "source {i} {v:?} with smeared {smeared:?}"
+                );
+            }
+        }
+        // Outside the window the half second apart is a disagreement, as with any two
+        // sources: the smeared one is no longer left out of selection.
+        let mut s = system(3, true);
+        s.set_source_smeared(0, true);
+        let mut behind = 0.0;
+        run_answering(&mut s, 0.0, 40.0, &mut behind, |i, _| {
+            Some(if i == 0 { 0.5 } else { 0.0 })
+        });
+        assert_ne!(s.verdicts()[0], CandidateVerdict::None);
     }
 
     /// Issue 16's default limit: once running, one source an attacker answers for (the

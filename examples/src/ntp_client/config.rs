@@ -48,6 +48,10 @@ pub struct ServerEntry {
     /// `server HOST key ID`): requests are MAC'd with it, only answers MAC'd with it used.
     #[serde(default)]
     pub key: Option<u32>,
+    /// The server serves smeared time around leap seconds (Google's `time.google.com`,
+    /// AWS's): near a leap it is never combined with unsmeared sources.
+    #[serde(default)]
+    pub smeared: bool,
 }
 
 /// When to step.
@@ -168,6 +172,7 @@ impl UpstreamConfig {
                 address: s.clone(),
                 nts: false,
                 key: None,
+                smeared: false,
             })
             .chain(self.server.iter().cloned())
             .collect()

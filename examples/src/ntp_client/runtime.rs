@@ -268,6 +268,8 @@ struct Runtime {
     bound: Option<crate::clock_bound::BoundPublisher>,
     /// The day a refused leap announcement was last logged.
     leap_refused_logged: Option<i64>,
+    /// The month's end the sources announced a leap second for, on its last day.
+    announced_leap_at: Option<i64>,
 }
 
 /// Reads a drift file: one number, ppm.
@@ -362,16 +364,19 @@ impl Runtime {
                     last_resolve: Some(Instant::now()),
                     pending_tx_id: None,
                 });
-                sources.push(NtpSource::new(
+                let mut source = NtpSource::new(
                     SourceConfig {
                         nts: true,
                         ..source_config
                     },
                     now,
-                ));
+                );
+                source.set_smeared(entry.smeared);
+                sources.push(source);
                 continue;
             }
             let mut source = NtpSource::new(source_config, now);
+            source.set_smeared(entry.smeared);
             if let Some((id, (algorithm, secret))) =
                 entry.key.and_then(|id| keys.entry(id).map(|e| (id, e)))
             {
@@ -464,6 +469,7 @@ impl Runtime {
             nts_tls,
             bound: None,
             leap_refused_logged: None,
+            announced_leap_at: None,
         };
         if !observe {
             // Start from the drift file's frequency, and take the clock from the kernel's
@@ -487,6 +493,8 @@ impl Runtime {
     fn run(&mut self, shared: &Shared) {
         let mut buf = [0u8; 1024];
         while !shared.stop.load(Ordering::Relaxed) {
+            let near = self.near_leap();
+            self.system.set_leap_window(near);
             self.run_key_exchanges();
             self.run_timers();
             self.poll_refclocks();
@@ -520,6 +528,29 @@ impl Runtime {
         if !self.observe {
             self.write_drift();
         }
+    }
+
+    /// Whether a leap second is within a day: the list holds one, or the sources
+    /// announced one for this month's end. Smeared and unsmeared sources are kept apart
+    /// then.
+    fn near_leap(&mut self) -> bool {
+        const DAY: i64 = 86_400;
+        let utc = (self.realtime() / 1_000_000_000) as i64;
+        if let Some(list) = self.leap.list() {
+            if !list.is_expired(utc) {
+                return list.leap_near(utc, DAY).is_some();
+            }
+        }
+        let end = tempora_clock_discipline::end_of_month(utc);
+        let announced = self
+            .system
+            .estimate()
+            .is_some_and(|e| matches!(e.leap, Leap::Insert | Leap::Delete));
+        if announced && end - utc <= DAY {
+            self.announced_leap_at = Some(end);
+        }
+        self.announced_leap_at
+            .is_some_and(|at| (utc - at).abs() <= DAY)
     }
 
     /// Sets the kernel's TAI offset from the leap-seconds list where it differs.
@@ -935,6 +966,7 @@ impl Runtime {
                 jitter: st.jitter,
                 stopped: source.stopped().map(|c| format!("{c:?}").to_uppercase()),
                 key: source.key_id(),
+                smeared: source.smeared(),
                 nts: slot.nts.as_ref().map(|n| NtsRow {
                     cookies: source.nts_cookies().unwrap_or(0),
                     key_exchanges: n.exchanges,
@@ -962,6 +994,7 @@ impl Runtime {
                 stopped: None,
                 nts: None,
                 key: None,
+                smeared: false,
             });
         }
         let estimate = self.system.estimate();

@@ -45,6 +45,9 @@ pub struct SourceRow {
     /// The symmetric key the source authenticates with, if any.
     #[serde(default)]
     pub key: Option<u32>,
+    /// Declared as serving smeared time around leap seconds.
+    #[serde(default)]
+    pub smeared: bool,
 }
 
 /// An NTS source's authentication state (chronyc's `authdata`).
@@ -294,7 +297,8 @@ pub fn render_status(s: &ClientStatus) -> String {
                         Some(e) if n.cookies == 0 => format!("  NTS: no cookies ({e})"),
                         _ => format!("  NTS, {} cookies", n.cookies),
                     })
-                + &r.key.map_or_else(String::new, |k| format!("  key {k}")),
+                + &r.key.map_or_else(String::new, |k| format!("  key {k}"))
+                + if r.smeared { "  smeared" } else { "" },
         );
     }
     let t = &s.tracking;
@@ -365,6 +369,7 @@ mod tests {
                 stopped: None,
                 nts: None,
                 key: None,
+                smeared: false,
             }],
             tracking: Tracking {
                 reference: "127.0.0.1".into(),
@@ -405,6 +410,7 @@ mod tests {
                 stopped: None,
                 nts: None,
                 key: None,
+                smeared: false,
             }],
             ..Default::default()
         };
