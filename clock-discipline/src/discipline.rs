@@ -199,6 +199,22 @@ impl Discipline {
         self.correction_end
     }
 
+    /// Starts removing `offset` seconds (true time minus the clock) at the configured
+    /// fastest slew, as an update would but without a measurement: a leap second taken
+    /// by slewing (chrony's `leapsecmode slew`). Returns the frequency to set.
+    pub fn begin_correction(&mut self, offset: f64, now: LocalInstant) -> ActionList {
+        let mut actions = ActionList::new();
+        if !offset.is_finite() || offset == 0.0 {
+            return actions;
+        }
+        let max_slew = self.config.max_slew_ppm * 1e-6;
+        let time = (offset.abs() / max_slew).max(self.config.min_correction_time);
+        self.set_ppm = self.base_ppm + offset / time * 1e6;
+        self.correction_end = Some(now.add_seconds(time));
+        actions.push(ClockAction::SetFrequency { ppm: self.set_ppm });
+        actions
+    }
+
     /// Ends an offset correction that is due: sets the frequency back to the base.
     pub fn handle_timeout(&mut self, now: LocalInstant) -> ActionList {
         let mut actions = ActionList::new();

@@ -103,7 +103,8 @@ pub use source::{
     SourceConfig,
 };
 pub use system::{
-    DisciplineKind, NtpSystem, StepQuorum, SystemConfig, SystemError, SystemEvent, Transmit,
+    DisciplineKind, LeapMode, NtpSystem, StepQuorum, SystemConfig, SystemError, SystemEvent,
+    Transmit,
 };
 
 #[doc(no_inline)]

@@ -30,6 +30,19 @@ const MAX_UNSTEERED_PPM: f64 = 500.0;
 /// The frequency error the RFC discipline's bound assumes, ppm (RFC 5905's PHI).
 const RFC_FREQUENCY_ERROR_PPM: f64 = 15.0;
 
+/// How a leap second is taken (chrony's `leapsecmode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum LeapMode {
+    /// The kernel inserts or deletes the second at midnight (STA_INS/STA_DEL).
+    #[default]
+    Kernel,
+    /// The clock is stepped by the second at midnight.
+    Step,
+    /// The second is slewed away after midnight at the fastest slew rate.
+    Slew,
+}
+
 /// Events kept for [`NtpSystem::poll_event`] at most; older ones are dropped first, so a
 /// caller that never polls does not grow memory.
 const MAX_EVENTS: usize = 64;
@@ -285,6 +298,43 @@ impl NtpSystem {
         match &self.steering {
             Steering::Default(d) => d.correction_remaining(now),
             Steering::Rfc(r) => r.offset_remaining(),
+        }
+    }
+
+    /// A leap second happens now (the caller's clock reached the midnight it was
+    /// announced for), taken as `mode` says: `Step` steps the clock by a second (back
+    /// for an inserted one), `Slew` removes the second by slewing at the fastest slew
+    /// rate (the samples are carried across the sources' own step). `Kernel` does
+    /// nothing here: the kernel inserted or deleted the second itself.
+    pub fn handle_leap(&mut self, leap: Leap, mode: LeapMode, now: LocalInstant) {
+        let second = match leap {
+            Leap::Insert => -1.0,
+            Leap::Delete => 1.0,
+            _ => return,
+        };
+        if self.config.observe_only {
+            return;
+        }
+        match mode {
+            LeapMode::Kernel => {}
+            LeapMode::Step => {
+                // The sources stepped the same second: offsets stay as they were, so the
+                // samples are not carried.
+                self.actions.push_back(ClockAction::Step { offset: second });
+            }
+            LeapMode::Slew => {
+                // The sources stepped and this clock has not: to the samples it is as
+                // if this clock had stepped the other way; the slew then takes it back.
+                self.correct_samples(ClockCorrection::Step {
+                    offset: -second,
+                    at: now,
+                });
+                if let Steering::Default(d) = &mut self.steering {
+                    let actions = d.begin_correction(second, now);
+                    self.carry(&actions, now);
+                    self.actions.extend(actions.iter().copied());
+                }
+            }
         }
     }
 
@@ -938,6 +988,54 @@ mod tests {
             at += 1.0;
         }
         steps
+    }
+
+    /// Issue 20's leap modes: `Step` steps the clock back a second at the leap and leaves
+    /// the samples (the sources stepped too, so offsets go on as before); `Slew` slows
+    /// the clock at the fastest slew to lose the second; `Kernel` leaves it to the kernel.
+    #[test]
+    fn a_leap_is_stepped_or_slewed_as_the_mode_says() {
+        let mut s = system(3, false);
+        let mut behind = 0.0;
+        run_answering(&mut s, 0.0, 40.0, &mut behind, |_, _| Some(0.0));
+        while s.poll_action().is_some() {}
+        s.handle_leap(
+            Leap::Insert,
+            LeapMode::Kernel,
+            LocalInstant::from_seconds_f64(40.0),
+        );
+        assert_eq!(s.poll_action(), None);
+        s.handle_leap(
+            Leap::Insert,
+            LeapMode::Step,
+            LocalInstant::from_seconds_f64(40.0),
+        );
+        assert_eq!(s.poll_action(), Some(ClockAction::Step { offset: -1.0 }));
+        // The sources took the same second: the next answers agree with the clock.
+        behind += 1.0;
+        let steps = run_answering(&mut s, 41.0, 60.0, &mut behind, |_, _| Some(-1.0));
+        assert!(steps.is_empty(), "no step after the leap: {steps:?}");
+        let e = s.estimate().unwrap();
+        assert!(e.offset.abs() < 1e-3, "{e:?}");
+        let before = s.frequency_ppm();
+        s.handle_leap(
+            Leap::Insert,
+            LeapMode::Slew,
+            LocalInstant::from_seconds_f64(101.0),
+        );
+        match s.poll_action() {
+            Some(ClockAction::SetFrequency { ppm }) => {
+                assert!(
+                    ppm < before - 100.0,
+                    "slowed to lose the second: {ppm} from {before}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // Observe-only, a leap changes nothing.
+        let mut o = system(1, true);
+        o.handle_leap(Leap::Delete, LeapMode::Step, LocalInstant(0));
+        assert_eq!(o.poll_action(), None);
     }
 
     /// Issue 20: near a leap, a smeared source (half a second from the others at the

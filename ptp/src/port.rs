@@ -10,7 +10,7 @@ use tempora_clock_discipline::{
     BoundConfig, BoundTracker, BoundUpdate, PiServo, PiServoConfig, Servo,
 };
 use tempora_clock_filter::{OffsetFilter, OffsetKalman, OffsetKalmanConfig};
-use tempora_clock_types::{ClockAction, ErrorBound, LocalInstant};
+use tempora_clock_types::{ClockAction, ErrorBound, Leap, LocalInstant};
 use tempora_ptp_proto::{
     Body, ComparisonDataset, DelayMechanism, Flags, ForeignMasterTable, LogInterval, MessageType,
     MessageWriter, PortIdentity, PortState, PtpHeader, PtpMessage, PtpTimestamp,
@@ -103,6 +103,9 @@ pub enum PortEvent {
     Sample(SlaveSample),
     /// The master's currentUtcOffset, when it says it is valid.
     UtcOffset(i16),
+    /// The master's leap second warning changed (its Announce's leap61 / leap59 flags):
+    /// a second will be inserted (deleted) at the end of the UTC day, or none.
+    Leap(Leap),
 }
 
 /// A message the port wants sent; where it goes follows from its kind.
@@ -190,6 +193,8 @@ pub struct PtpPort<S = PiServo, F = OffsetKalman> {
     next_delay_req: Option<LocalInstant>,
     sync_interval: f64,
     utc_offset: Option<i16>,
+    /// The parent's leap second warning.
+    leap: Leap,
     random: u64,
     intents: [Option<Intent>; 4],
     pdelay: Pdelay,
@@ -238,6 +243,7 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
             next_delay_req: None,
             sync_interval: 1.0,
             utc_offset: None,
+            leap: Leap::None,
             random: u64::from_le_bytes(identity.clock_identity.0) | 1,
             intents: [None; 4],
             pdelay: Pdelay::default(),
@@ -758,6 +764,21 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                         self.push_event(PortEvent::UtcOffset(offset));
                     }
                 }
+                if from_parent {
+                    let leap = match (
+                        header.flags.contains(Flags::LEAP_61),
+                        header.flags.contains(Flags::LEAP_59),
+                    ) {
+                        (true, false) => Leap::Insert,
+                        (false, true) => Leap::Delete,
+                        // Both or neither: nothing a clock could do.
+                        _ => Leap::None,
+                    };
+                    if self.leap != leap {
+                        self.leap = leap;
+                        self.push_event(PortEvent::Leap(leap));
+                    }
+                }
             }
             // A peer's Pdelay_Req is answered in P2P only: an end-to-end port has no
             // peer to serve, and answering anyone would hand a flood our output queue.
@@ -1000,6 +1021,21 @@ mod tests {
         port.handle_message(&arb, 0, at(1.15));
         drain(&mut port, &mut ev);
         assert_eq!(ev.last(), Some(&PortEvent::UtcOffset(0)), "{ev:?}");
+        // The parent's leap61 flag (flagField byte 1, bit 0): a second to insert; then
+        // withdrawn. A stranger's flag is nobody's business.
+        let mut leap = announce(good, 100, 4);
+        leap[7] |= Flags::LEAP_61 as u8;
+        port.handle_message(&leap, 0, at(1.16));
+        drain(&mut port, &mut ev);
+        assert_eq!(ev.last(), Some(&PortEvent::Leap(Leap::Insert)), "{ev:?}");
+        let mut stranger = announce(master(7), 200, 1);
+        stranger[7] |= Flags::LEAP_59 as u8;
+        port.handle_message(&stranger, 0, at(1.17));
+        drain(&mut port, &mut ev);
+        assert_eq!(ev.last(), Some(&PortEvent::Leap(Leap::Insert)), "{ev:?}");
+        port.handle_message(&announce(good, 100, 5), 0, at(1.18));
+        drain(&mut port, &mut ev);
+        assert!(ev.contains(&PortEvent::Leap(Leap::None)), "{ev:?}");
         // Exchanges: the master is 1 us ahead, 50 us each way.
         let base: i128 = 1_700_000_000_000_000_000;
         let mut buf = [0u8; 128];

@@ -129,6 +129,10 @@ pub struct UpstreamConfig {
     /// while it is current, only leaps it holds are accepted (and those it holds are
     /// armed even unannounced), and the kernel's TAI offset is set from it.
     pub leap_file: Option<PathBuf>,
+    /// How a leap second is taken: `kernel` (the kernel inserts or deletes it at
+    /// midnight), `step` (the clock is stepped at midnight) or `slew` (slewed away after
+    /// midnight at the fastest slew), as chrony's `leapsecmode`.
+    pub leap_mode: String,
     /// Step policy.
     pub step: StepConfig,
     /// The fastest slew on top of the frequency correction, ppm (chrony's
@@ -156,6 +160,7 @@ impl Default for UpstreamConfig {
             drift_file: None,
             leap_to_kernel: true,
             leap_file: None,
+            leap_mode: "kernel".into(),
             step: StepConfig::default(),
             max_slew_ppm: DisciplineConfig::default().max_slew_ppm,
             clock_bound: None,
@@ -164,6 +169,16 @@ impl Default for UpstreamConfig {
 }
 
 impl UpstreamConfig {
+    /// The leap mode, if the word is known.
+    pub fn leap_mode(&self) -> Option<tempora_ntp::LeapMode> {
+        match self.leap_mode.as_str() {
+            "kernel" => Some(tempora_ntp::LeapMode::Kernel),
+            "step" => Some(tempora_ntp::LeapMode::Step),
+            "slew" => Some(tempora_ntp::LeapMode::Slew),
+            _ => None,
+        }
+    }
+
     /// Every server source in order: `servers` (plain), then `[[server]]` entries.
     pub fn server_entries(&self) -> Vec<ServerEntry> {
         self.servers
@@ -220,6 +235,12 @@ impl UpstreamConfig {
             cb.validate(prefix)?;
         }
         crate::config::read_leap_file(self.leap_file.as_deref(), &key("leap_file"))?;
+        if self.leap_mode().is_none() {
+            return Err(invalid(
+                &key("leap_mode"),
+                format!("{:?}: use kernel, step or slew", self.leap_mode),
+            ));
+        }
         if let Some(ca) = &self.nts_ca_file {
             if !ca.is_file() {
                 return Err(invalid(

@@ -270,6 +270,8 @@ struct Runtime {
     leap_refused_logged: Option<i64>,
     /// The month's end the sources announced a leap second for, on its last day.
     announced_leap_at: Option<i64>,
+    /// A leap second to step or slew at its midnight (`leap_mode` step or slew).
+    pending_leap: Option<(i64, Leap)>,
 }
 
 /// Reads a drift file: one number, ppm.
@@ -470,6 +472,7 @@ impl Runtime {
             bound: None,
             leap_refused_logged: None,
             announced_leap_at: None,
+            pending_leap: None,
         };
         if !observe {
             // Start from the drift file's frequency, and take the clock from the kernel's
@@ -495,6 +498,7 @@ impl Runtime {
         while !shared.stop.load(Ordering::Relaxed) {
             let near = self.near_leap();
             self.system.set_leap_window(near);
+            self.take_leap();
             self.run_key_exchanges();
             self.run_timers();
             self.poll_refclocks();
@@ -551,6 +555,20 @@ impl Runtime {
         }
         self.announced_leap_at
             .is_some_and(|at| (utc - at).abs() <= DAY)
+    }
+
+    /// A leap second this daemon steps or slews (`leap_mode`), at its midnight.
+    fn take_leap(&mut self) {
+        let Some((at, leap)) = self.pending_leap else {
+            return;
+        };
+        if (self.realtime() / 1_000_000_000) as i64 >= at {
+            self.pending_leap = None;
+            let mode = self.config.leap_mode().unwrap_or_default();
+            tracing::warn!("leap second ({leap:?}) taken by {mode:?}");
+            self.system.handle_leap(leap, mode, self.now());
+            self.drain();
+        }
     }
 
     /// Sets the kernel's TAI offset from the leap-seconds list where it differs.
@@ -680,12 +698,25 @@ impl Runtime {
                         e.leap
                     );
                 }
+                let mode = self.config.leap_mode().unwrap_or_default();
                 if self.config.leap_to_kernel && !self.observe {
-                    if let Some(a) = self.leap.update(e.leap, utc) {
-                        self.apply(&a);
+                    if mode == tempora_ntp::LeapMode::Kernel {
+                        if let Some(a) = self.leap.update(e.leap, utc) {
+                            self.apply(&a);
+                        }
                     }
                     self.set_tai_offset(utc);
                 }
+                // Stepped or slewed by this daemon: at the month's end, on its last day.
+                let end = tempora_clock_discipline::end_of_month(utc);
+                self.pending_leap = match decision.leap {
+                    Leap::Insert | Leap::Delete
+                        if mode != tempora_ntp::LeapMode::Kernel && end - utc <= 86_400 =>
+                    {
+                        Some((end, decision.leap))
+                    }
+                    _ => None,
+                };
                 self.last_update_real = Some(NtpTimestamp::from_unix_nanos(self.realtime()));
             }
             SystemEvent::NotUpdated(e) => tracing::debug!("no update: {e}"),

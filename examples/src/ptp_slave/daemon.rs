@@ -449,6 +449,13 @@ pub enum Report {
         /// TAI - UTC.
         seconds: i16,
     },
+    /// The master's leap second warning (leap61: `insert`, leap59: `delete`, or `none`).
+    Leap {
+        /// Seconds since start.
+        time: f64,
+        /// What the master announces.
+        leap: String,
+    },
     /// The system clock against the PHC it is kept on (phc2sys's line).
     SystemClock {
         /// Seconds since start.
@@ -505,6 +512,9 @@ impl Report {
             ),
             Report::UtcOffset { time, seconds } => {
                 format!("ptp-slave[{time:.3}]: master's UTC offset {seconds} s")
+            }
+            Report::Leap { time, leap } => {
+                format!("ptp-slave[{time:.3}]: master's leap second warning: {leap}")
             }
             Report::SystemClock {
                 time,
@@ -632,6 +642,13 @@ pub fn run(
         }
     };
     let mut samples = 0u64;
+    // The master's leap second warning, armed in the system clock's kernel on the last
+    // day of the month (as ptp4l does), where this slave steers the system clock.
+    let mut leap_vote = tempora_clock_types::Leap::None;
+    let mut leap_scheduler = tempora_clock_discipline::LeapScheduler::new(
+        tempora_clock_discipline::LeapConfig::default(),
+    );
+    let mut last_leap_check = Instant::now() - Duration::from_secs(2);
     // The system clock kept on the PHC (phc2sys), once a second.
     let mut system_sync = match (&steered, config.sync_system) {
         (Steered::Phc(_), true) => {
@@ -671,6 +688,22 @@ pub fn run(
     let mut summary = None;
     let mut window = SummaryWindow::new(config.summary_every);
     while !stop.load(Ordering::Relaxed) && config.duration.is_none_or(|d| elapsed() < d) {
+        if !config.observe && last_leap_check.elapsed() >= Duration::from_secs(1) {
+            last_leap_check = Instant::now();
+            let system = match (&steered, &system_sync) {
+                (Steered::System(c), _) | (_, Some((c, _, _))) => Some(c),
+                _ => None,
+            };
+            if let Some(c) = system {
+                let utc = c.now_realtime().map_or(0, |n| (n / 1_000_000_000) as i64);
+                if let Some(ClockAction::SetLeap(leap)) = leap_scheduler.update(leap_vote, utc) {
+                    match c.set_leap_flag(leap) {
+                        Ok(()) => eprintln!("ptp-slave: leap second {leap:?} armed in the kernel"),
+                        Err(e) => eprintln!("ptp-slave: arming the leap second: {e}"),
+                    }
+                }
+            }
+        }
         // The error bound: once a second and after every sample, once it is checked that
         // nobody stepped the clock behind the port's back.
         if let Some(b) = bound.as_mut() {
@@ -776,6 +809,18 @@ pub fn run(
                     }
                     update(&mut |s| s.utc_offset = Some(seconds));
                     Report::UtcOffset { time, seconds }
+                }
+                PortEvent::Leap(leap) => {
+                    leap_vote = leap;
+                    Report::Leap {
+                        time,
+                        leap: match leap {
+                            tempora_clock_types::Leap::Insert => "insert",
+                            tempora_clock_types::Leap::Delete => "delete",
+                            _ => "none",
+                        }
+                        .into(),
+                    }
                 }
                 PortEvent::Sample(s) => {
                     samples += 1;
