@@ -988,3 +988,230 @@ fn where_kvm_boots_the_ptp_kvm_refclock_steers_the_guest() {
     );
     assert!(ours_rms <= theirs_rms + 50e-6, "{a:?} vs {b:?}");
 }
+
+/// The last leap second so far: 2016-12-31T23:59:60Z, before 2017-01-01T00:00:00Z.
+const LEAP_2016: i64 = 1_483_228_800;
+
+/// Scenario 9 (issue 20): a leap second on real kernels. A server guest's clock is set to
+/// the last minutes of 2016-12-31; it runs `ntp-server` of its own clock with tzdata's
+/// leap-seconds list twice: plainly on port 123 (it announces the leap and arms it in its
+/// own kernel) and smearing on port 124 (an hour's linear smear, never announcing). One
+/// client guest follows the plain server with the same list: its kernel must insert
+/// 23:59:60 (adjtimex TIME_OOP during it; CLOCK_TAI − CLOCK_REALTIME from 36 to 37 s) and
+/// stay within its usual error of the server, without a step. A second client follows
+/// the smearing server: its offset from the plain server follows the smear's curve.
+#[test]
+#[ignore = "boots QEMU guests: scripts/vm-bench.sh runs it"]
+fn a_leap_second_is_inserted_by_the_client_kernel_and_smeared_by_the_other() {
+    use tempora_clock_discipline::{LeapSmear, SmearShape};
+    use tempora_clock_types::Leap;
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let list = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../clock-discipline/tests/leap-seconds.list"),
+    )
+    .unwrap();
+    let leap_file = ("/etc/leap-seconds.list".to_string(), 0o644, list);
+    let smear = LeapSmear {
+        shape: SmearShape::Linear,
+        duration: 3600.0,
+    };
+    // The server guest: both servers, its clock 150 s before the leap.
+    let (plain_port, smear_port) = (free_udp_port(), free_udp_port());
+    let mut config = GuestConfig::new("leap-server");
+    config.udp_forwards.push((plain_port, 123));
+    config.udp_forwards.push((smear_port, 124));
+    let server_toml = |port: u16, smear: &str| {
+        format!(
+            "listen = [\"0.0.0.0:{port}\"]\nthreads = 1\nleap_file = \"/etc/leap-seconds.list\"\n\
+             {smear}[source]\nkind = \"local\"\nstratum = 1\n"
+        )
+    };
+    config.files = vec![
+        leap_file.clone(),
+        (
+            "/etc/plain.toml".into(),
+            0o644,
+            server_toml(123, "").into_bytes(),
+        ),
+        (
+            "/etc/smear.toml".into(),
+            0o644,
+            server_toml(124, "[leap_smear]\nkind = \"linear\"\nduration = 3600\n").into_bytes(),
+        ),
+    ];
+    config.time_limit = Duration::from_secs(600);
+    let (mut server, server_at) = guest_configured(config);
+    // Booted clients first, so that the server's clock runs the 150 s from when they are
+    // ready: the leap comes while the bench watches.
+    let client_toml = |port: u16, list: bool| {
+        format!(
+            "servers = [\"10.0.2.2:{port}\"]\nmin_poll = 0\nmax_poll = 0\n\
+             status_listen = \"127.0.0.1:9124\"\nlog_level = \"info\"\n{}",
+            if list {
+                "leap_file = \"/etc/leap-seconds.list\"\n"
+            } else {
+                ""
+            }
+        )
+    };
+    let mut config = GuestConfig::new("leap-client");
+    config.files = vec![
+        leap_file.clone(),
+        (
+            "/etc/client.toml".into(),
+            0o644,
+            client_toml(plain_port, true).into_bytes(),
+        ),
+    ];
+    config.time_limit = Duration::from_secs(600);
+    let (mut client, client_at) = guest_configured(config);
+    let mut config = GuestConfig::new("leap-smeared");
+    config.files = vec![(
+        "/etc/client.toml".into(),
+        0o644,
+        client_toml(smear_port, false).into_bytes(),
+    )];
+    config.time_limit = Duration::from_secs(600);
+    let (mut smeared, smeared_at) = guest_configured(config);
+    // All three to 150 s before the leap (the clients a little off, to be corrected).
+    let host_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let shift = LEAP_2016 - 150 - host_now();
+    set_guest_clock(&mut server, 0.0, shift);
+    set_guest_clock(&mut client, 0.3, shift);
+    set_guest_clock(&mut smeared, 0.6, shift);
+    server
+        .spawn("plain", "ntp-server --config /etc/plain.toml")
+        .unwrap();
+    server
+        .spawn("smear", "ntp-server --config /etc/smear.toml")
+        .unwrap();
+    client
+        .spawn("client", "ntp-client run --config /etc/client.toml")
+        .unwrap();
+    smeared
+        .spawn("client", "ntp-client run --config /etc/client.toml")
+        .unwrap();
+    let started = Instant::now();
+    // The guests' time: the host's plus the shift (to the second).
+    let guest_time = |started_shift: i64| host_now() + started_shift;
+    // Client minus server, each measured from the host (seconds).
+    let apart = |a: SocketAddr| truth(a).offset - truth(server_at).offset;
+    let (when, _) = (|| {
+        let start = Instant::now();
+        while start.elapsed() < 100 * SECOND {
+            if apart(client_at).abs() < 1e-3 {
+                return (Some(start.elapsed()), ());
+            }
+            std::thread::sleep(2 * SECOND);
+        }
+        (None, ())
+    })();
+    assert!(
+        when.is_some(),
+        "the client never came within 1 ms of the server"
+    );
+    let before = guest_clock(&mut client);
+    let steps_before = status(&mut client)["tracking"]["steps"]
+        .as_u64()
+        .unwrap_or(0);
+    let server_clock = guest_clock(&mut server);
+    eprintln!("vm-bench leap: before, client {before}\nserver {server_clock}");
+    assert_eq!(
+        before["state"], "TIME_INS",
+        "the client armed the leap: {before}"
+    );
+    assert_eq!(
+        before["tai_minus_realtime_s"].as_f64(),
+        Some(36.0),
+        "{before}"
+    );
+    // The server's kernel is unsynchronised (nothing steers a clock that is its own
+    // reference), so adjtimex reports TIME_ERROR; STA_INS is what arms the leap.
+    assert_eq!(
+        server_clock["ins"], true,
+        "the server armed it too: {server_clock}"
+    );
+    // Watch the client's kernel through the leap: guest-clock every 50 ms from a few
+    // seconds before midnight to a few after.
+    let until_leap = LEAP_2016 - guest_time(shift);
+    assert!(
+        until_leap > 6,
+        "the client took too long: {until_leap} s left"
+    );
+    std::thread::sleep(Duration::from_secs((until_leap - 5) as u64));
+    let watch = client
+        .sh(
+            "i=0; while [ $i -lt 160 ]; do guest-clock; usleep 50000; i=$((i+1)); done",
+            60 * SECOND,
+        )
+        .unwrap();
+    let states: Vec<serde_json::Value> = watch
+        .lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .collect();
+    let oop = states.iter().filter(|s| s["state"] == "TIME_OOP").count();
+    let after = guest_clock(&mut client);
+    std::thread::sleep(10 * SECOND);
+    let mut gaps = Vec::new();
+    for _ in 0..5 {
+        gaps.push(apart(client_at));
+        std::thread::sleep(2 * SECOND);
+    }
+    let steps_after = status(&mut client)["tracking"]["steps"]
+        .as_u64()
+        .unwrap_or(0);
+    let (rms, max) = rms_max(&gaps);
+    // The smeared client against the plain server, beside the smear's curve at that
+    // moment of the server's clock.
+    let mut curve = Vec::new();
+    for _ in 0..5 {
+        let t = truth(server_at);
+        let c = truth(smeared_at);
+        let server_unix = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64())
+            + t.offset;
+        let expected = smear.offset(server_unix, LEAP_2016, Leap::Insert, true);
+        curve.push((c.offset - t.offset, expected));
+        std::thread::sleep(2 * SECOND);
+    }
+    eprintln!(
+        "vm-bench leap: {} guest-clock reads through the leap, {oop} of them TIME_OOP; after: {after}; \
+         the client to the server after: RMS {:.0} us, max {:.0} us; steps {steps_before} -> {steps_after}; \
+         the smeared client to the plain server (measured, the smear): {curve:?}; {:.0} s",
+        states.len(),
+        rms * 1e6,
+        max * 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        oop > 0,
+        "TIME_OOP seen during the inserted second: {states:?}"
+    );
+    assert_eq!(
+        after["tai_minus_realtime_s"].as_f64(),
+        Some(37.0),
+        "{after}"
+    );
+    assert_eq!(steps_after, steps_before, "no step through the leap");
+    assert!(
+        max < 2e-3,
+        "the client within its usual error of the server: {gaps:?}"
+    );
+    for (measured, expected) in &curve {
+        assert!(
+            (measured - expected).abs() < 0.02,
+            "the smeared client follows the smear: {curve:?}"
+        );
+    }
+}
