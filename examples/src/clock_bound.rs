@@ -117,6 +117,8 @@ pub struct BoundPublisher {
     rtc: Option<Rtc>,
     /// The RTC minus CLOCK_REALTIME, nanoseconds, as this daemon's own steps left it.
     expected_rtc_offset: Option<i128>,
+    /// The kernel's TAI offset at the last check (a leap second changes it).
+    tai_offset: Option<i32>,
 }
 
 /// How far the RTC (whole seconds) may move against the system clock between two reads
@@ -156,6 +158,7 @@ impl BoundPublisher {
             expected_realtime_offset: None,
             rtc,
             expected_rtc_offset: None,
+            tai_offset: None,
         })
     }
 
@@ -189,6 +192,25 @@ impl BoundPublisher {
         };
         let moved = self.expected_realtime_offset.map(|expected| now - expected);
         self.expected_realtime_offset = Some(now);
+        // A leap second the kernel inserted or deleted moves the realtime clock by one
+        // second too: no disruption (UTC itself did it).
+        let leap = moved.is_some_and(|m| {
+            (m.abs() - 1_000_000_000).abs()
+                <= i128::from(tempora_clock_types::bound::STEP_TOLERANCE_NS)
+        }) && tempora_sys_clock::SystemClock::new()
+            .state()
+            .is_ok_and(|k| {
+                matches!(
+                    k.state,
+                    tempora_sys_clock::ClockState::InProgress | tempora_sys_clock::ClockState::Wait
+                ) || k.tai_offset != self.tai_offset.unwrap_or(k.tai_offset)
+            });
+        if let Ok(k) = tempora_sys_clock::SystemClock::new().state() {
+            self.tai_offset = Some(k.tai_offset);
+        }
+        if leap {
+            return false;
+        }
         match moved {
             Some(m) if m.abs() > i128::from(tempora_clock_types::bound::STEP_TOLERANCE_NS) => {
                 tracing::warn!(

@@ -4,9 +4,11 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use tempora_clock_discipline::{DisciplineConfig, RfcConfig};
+use tempora_clock_discipline::{
+    DisciplineConfig, LeapConfig, LeapScheduler, LeapSecondsList, LeapSmear, RfcConfig, SmearShape,
+};
 use tempora_clock_filter::{CandidateVerdict, SelectionConfig};
-use tempora_clock_types::{BoundSnapshot, ClockAction, SteeredClock};
+use tempora_clock_types::{BoundSnapshot, ClockAction, Leap, LeapAction, SteeredClock};
 use tempora_ntp::{
     DisciplineKind, NtpSource, NtpSystem, REQUEST_LEN, SourceConfig, StepQuorum, SystemConfig,
     SystemEvent,
@@ -100,6 +102,22 @@ struct SimNode {
     segment: Option<BoundSnapshot>,
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC as the daemon's own steps left it, seconds.
     expected_realtime_offset: Option<f64>,
+    /// The leap-seconds list of a leap run.
+    leap_list: Option<LeapSecondsList>,
+    /// A client's leap scheduler (with the list).
+    leap: Option<LeapScheduler>,
+    /// Leap seconds the clock had taken at the last publish.
+    leaps_seen: u32,
+}
+
+/// tzdata 2025b's leap-seconds list, which every node of a leap run has.
+const TZDATA_LEAP_LIST: &[u8] = include_bytes!("../../clock-discipline/tests/leap-seconds.list");
+
+impl SimNode {
+    /// The clock's reading, Unix seconds.
+    fn utc(&self) -> i64 {
+        (self.clock.read_unix(0.0).as_nanos() / 1_000_000_000) as i64
+    }
 }
 
 impl SimNode {
@@ -133,10 +151,24 @@ impl SimNode {
                 *expected += offset;
             }
         }
+        let utc = (self.clock.read_unix(0.0).as_nanos() / 1_000_000_000) as i64;
         while let Some(event) = system.poll_event() {
-            if matches!(event, SystemEvent::NotUpdated(_)) {
-                self.discipline_errors += 1;
+            match event {
+                SystemEvent::NotUpdated(_) => self.discipline_errors += 1,
+                // What ntp-client does with the leap vote: checked against the list,
+                // armed in the kernel on its day.
+                SystemEvent::Updated(e) => {
+                    if let Some(ClockAction::SetLeap(l)) =
+                        self.leap.as_mut().and_then(|s| s.update(e.leap, utc))
+                    {
+                        apply(&mut self.clock, &ClockAction::SetLeap(l));
+                    }
+                }
+                _ => {}
             }
+        }
+        if let Some(list) = &self.leap_list {
+            system.set_leap_window(list.leap_near(utc, 86_400).is_some());
         }
         if let Some(due) = system.poll_timeout() {
             self.timer_generation += 1;
@@ -162,11 +194,15 @@ impl SimNode {
         };
         let mono = self.clock.monotonic_adjusted_ns();
         let realtime_offset = (self.clock.realtime_ns() - i128::from(mono)) as f64 * 1e-9;
+        // A leap second the kernel took moves the realtime clock too, and is no
+        // disruption (the daemon reads the kernel's TIME_OOP/TIME_WAIT for it).
+        let leaps = self.clock.leaps_taken();
         if let Some(expected) = self.expected_realtime_offset {
-            if (realtime_offset - expected).abs() > 1e-3 {
+            if (realtime_offset - expected).abs() > 1e-3 && leaps == self.leaps_seen {
                 system.handle_disruption();
             }
         }
+        self.leaps_seen = leaps;
         self.expected_realtime_offset = Some(realtime_offset);
         let bound = system.error_bound(self.clock.monotonic());
         self.segment = Some(BoundSnapshot::publish(
@@ -216,8 +252,38 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
             timer_generation: 0,
             segment: None,
             expected_realtime_offset: None,
+            leap_list: None,
+            leap: None,
+            leaps_seen: 0,
         })
         .collect();
+    // A leap run: every clock starts at the epoch; true UTC takes the list's leap; the
+    // primaries' kernels take it too, and every client checks announcements against it.
+    let leap_list = world
+        .leap_epoch
+        .and_then(|_| LeapSecondsList::parse(TZDATA_LEAP_LIST).ok());
+    if let (Some(epoch), Some(list)) = (world.leap_epoch, leap_list) {
+        let utc_leap = list.leap_near(epoch, 2 * 86_400).and_then(|(at, leap)| {
+            let second = match leap {
+                Leap::Insert => 1.0,
+                Leap::Delete => -1.0,
+                _ => return None,
+            };
+            (at > epoch).then_some(((at - epoch) as f64, second))
+        });
+        for node in &mut nodes {
+            node.clock.set_epoch(epoch, utc_leap);
+            node.leap_list = Some(list);
+            if !matches!(node.role, Role::Client { .. }) {
+                let action = match list.leap_at_end_of_day(epoch) {
+                    Leap::Insert => LeapAction::Insert,
+                    Leap::Delete => LeapAction::Delete,
+                    _ => LeapAction::None,
+                };
+                apply(&mut node.clock, &ClockAction::SetLeap(action));
+            }
+        }
+    }
     for (i, node) in nodes.iter_mut().enumerate() {
         if let Role::Client { upstreams } = &node.role {
             let source_config = SourceConfig {
@@ -257,6 +323,17 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
                 },
                 start_ppm,
             ));
+            if let Some(system) = node.system.as_mut() {
+                for (k, u) in upstreams.iter().enumerate() {
+                    system.set_source_smeared(k, u.smeared);
+                }
+            }
+            if node.leap_list.is_some() {
+                node.leap = Some(LeapScheduler::with_list(
+                    LeapConfig::default(),
+                    node.leap_list,
+                ));
+            }
             node.links = upstreams.iter().map(|u| (u.node, u.link.clone())).collect();
             node.drain(i, 0, &mut queue, &mut rng);
         }
@@ -277,7 +354,16 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
             }
         }
     }
-    queue.push(0, NtpEvent::Sample);
+    // A leap run samples a quarter second past each whole second, so that no sample
+    // falls on the instant a clock takes its leap.
+    queue.push(
+        if world.leap_epoch.is_some() {
+            ns(0.25)
+        } else {
+            0
+        },
+        NtpEvent::Sample,
+    );
     // What the demo client measures of each of its servers, once a second.
     let mut seen: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut bounds = BoundTrace::default();
@@ -397,6 +483,7 @@ fn run_ntp(world: &NtpScenario, seed: u64, duration: f64, variant: Variant) -> R
             continue;
         }
         node.trace.steps = node.clock.steps();
+        node.trace.leaps = node.clock.leaps_taken();
         node.trace.discipline_errors = node.discipline_errors;
         node.trace.tracked = i == client;
         result
@@ -515,6 +602,21 @@ fn record_bounds(node: &SimNode, trace: &mut BoundTrace) {
 /// A server node answers a request: its state, its time, its lie.
 fn serve(node: &mut SimNode, request: &[u8; 48], seconds: f64, rng: &mut Rng) -> Option<[u8; 48]> {
     let req = NtpHeader::parse_bytes(request).ok()?;
+    let utc = node.utc();
+    // A smearing server: its time moves by the smear around the list's leap.
+    let smear = match (&node.role, &node.leap_list) {
+        (Role::Smearing { duration }, Some(list)) => list
+            .leap_near(utc, (*duration / 2.0) as i64 + 2)
+            .map_or(0.0, |(at, leap)| {
+                let smear = LeapSmear {
+                    shape: SmearShape::Linear,
+                    duration: *duration,
+                };
+                let reading = node.clock.read_unix(0.0).as_nanos() as f64 * 1e-9;
+                smear.offset(reading, at, leap, node.clock.leaps_taken() > 0)
+            }),
+        _ => 0.0,
+    };
     let bias = match (&node.role, node.serve_drift) {
         (
             Role::Falseticker {
@@ -526,28 +628,56 @@ fn serve(node: &mut SimNode, request: &[u8; 48], seconds: f64, rng: &mut Rng) ->
         ) if seconds >= *from => bias + drift_ppm * 1e-6 * (seconds - from),
         (_, Some((from, drift_ppm))) if seconds >= from => drift_ppm * 1e-6 * (seconds - from),
         _ => 0.0,
-    };
+    } + smear;
+    // What the list says of tonight, for a primary's announcement.
+    let listed =
+        node.leap_list.map_or(
+            tempora_ntp_proto::LeapIndicator::NoWarning,
+            |list| match list.leap_at_end_of_day(utc) {
+                Leap::Insert => tempora_ntp_proto::LeapIndicator::InsertSecond,
+                Leap::Delete => tempora_ntp_proto::LeapIndicator::DeleteSecond,
+                _ => tempora_ntp_proto::LeapIndicator::NoWarning,
+            },
+        );
     let shift = NtpDuration::from_seconds_f64(bias);
     let rx = node.clock.read_ntp(rng) + shift;
     let tx = rx + NtpDuration::from_seconds_f64(5e-6);
     let precision = Log2Seconds(-23);
     let state = match &node.role {
-        Role::Primary | Role::Falseticker { .. } => ServerState {
-            leap: tempora_ntp_proto::LeapIndicator::NoWarning,
-            stratum: Stratum(1),
-            precision,
-            root_delay: tempora_ntp_proto::NtpShort::ZERO,
-            root_dispersion: tempora_ntp_proto::NtpShort::from_seconds_f64(1e-6),
-            reference_id: ReferenceId(*b"GPS\0"),
-            reference_timestamp: rx,
-        },
+        Role::Primary | Role::Falseticker { .. } | Role::Smearing { .. } | Role::LeapLiar => {
+            ServerState {
+                leap: match node.role {
+                    Role::Primary => listed,
+                    Role::LeapLiar => tempora_ntp_proto::LeapIndicator::InsertSecond,
+                    _ => tempora_ntp_proto::LeapIndicator::NoWarning,
+                },
+                stratum: Stratum(1),
+                precision,
+                root_delay: tempora_ntp_proto::NtpShort::ZERO,
+                root_dispersion: tempora_ntp_proto::NtpShort::from_seconds_f64(1e-6),
+                reference_id: ReferenceId(*b"GPS\0"),
+                reference_timestamp: rx,
+            }
+        }
         Role::Client { upstreams } => {
             let upstreams: Vec<usize> = upstreams.iter().map(|u| u.node).collect();
-            node.system.as_ref()?.server_state(precision, rx, |peer| {
+            let system = node.system.as_ref()?;
+            let mut state = system.server_state(precision, rx, |peer| {
                 upstreams
                     .get(peer)
                     .map_or(ReferenceId::NONE, |&n| reference_id_of(n))
-            })
+            });
+            // A boundary server passes on only the leap its list accepts, as the daemon.
+            if let (Some(scheduler), Some(e)) = (&node.leap, system.estimate()) {
+                if state.leap != tempora_ntp_proto::LeapIndicator::Unsynchronized {
+                    state.leap = match scheduler.decide(e.leap, utc).leap {
+                        Leap::Insert => tempora_ntp_proto::LeapIndicator::InsertSecond,
+                        Leap::Delete => tempora_ntp_proto::LeapIndicator::DeleteSecond,
+                        _ => tempora_ntp_proto::LeapIndicator::NoWarning,
+                    };
+                }
+            }
+            state
         }
         Role::Unsynchronized => ServerState::UNSYNCHRONIZED,
         Role::KissRate => {

@@ -111,6 +111,14 @@ pub struct SimClock {
     stepped: f64,
     leap: LeapAction,
     status: Option<SyncStatus>,
+    /// Unix seconds of the run's start on this clock's timescale.
+    epoch: i64,
+    /// The leap second true UTC takes during the run: (run seconds of the midnight, +1
+    /// for an inserted second, -1 for a deleted one). After it, UTC reads that much less
+    /// than the continuous timescale the run counts.
+    utc_leap: Option<(f64, f64)>,
+    /// Leap seconds this clock's kernel took (inserted or deleted).
+    leaps_taken: u32,
 }
 
 /// The kernel's limit on the frequency correction, as Linux with the tick: the tick moves
@@ -134,7 +142,32 @@ impl SimClock {
             stepped: 0.0,
             leap: LeapAction::None,
             status: None,
+            epoch: EPOCH_UNIX,
+            utc_leap: None,
+            leaps_taken: 0,
         }
+    }
+
+    /// Starts the run at `epoch` (Unix seconds) on this clock's timescale, with true UTC
+    /// taking `utc_leap` (run seconds of its midnight, +1 inserted / -1 deleted).
+    pub fn set_epoch(&mut self, epoch: i64, utc_leap: Option<(f64, f64)>) {
+        self.epoch = epoch;
+        self.utc_leap = utc_leap;
+    }
+
+    /// Leap seconds this clock's kernel took.
+    pub fn leaps_taken(&self) -> u32 {
+        self.leaps_taken
+    }
+
+    /// The leap flag armed now.
+    pub fn leap_armed(&self) -> LeapAction {
+        self.leap
+    }
+
+    /// The clock's reading in Unix seconds (no noise), for the calendar.
+    fn reading_seconds(&self) -> f64 {
+        self.epoch as f64 + self.now_ns as f64 * 1e-9 + self.offset
     }
 
     /// Runs the clock forward to true time `to_ns`.
@@ -151,14 +184,37 @@ impl SimClock {
             slew = self.slew_left.clamp(-SLEW_RATE * dt, SLEW_RATE * dt);
             self.slew_left -= slew;
         }
+        let before = self.reading_seconds();
         self.offset += (self.oscillator_ppm + self.correction_ppm) * 1e-6 * dt + slew;
         self.raw_offset += self.oscillator_ppm * 1e-6 * dt;
         self.now_ns = to_ns;
+        // The kernel's leap second, armed for the end of the day: at midnight it reads
+        // 23:59:59 again (insert), or skips it (delete, at 23:59:59).
+        let after = self.reading_seconds();
+        let day = |t: f64| (t / 86_400.0).floor();
+        match self.leap {
+            LeapAction::Insert if day(after) > day(before) => {
+                self.offset -= 1.0;
+                self.stepped -= 1.0;
+                self.leap = LeapAction::None;
+                self.leaps_taken += 1;
+            }
+            LeapAction::Delete if day(after + 1.0) > day(before + 1.0) => {
+                self.offset += 1.0;
+                self.stepped += 1.0;
+                self.leap = LeapAction::None;
+                self.leaps_taken += 1;
+            }
+            _ => {}
+        }
     }
 
-    /// Clock minus truth now, seconds: the error every statistic is about.
+    /// Clock minus truth (UTC) now, seconds: the error every statistic is about.
     pub fn error(&self) -> f64 {
-        self.offset
+        match self.utc_leap {
+            Some((at, second)) if self.now_ns as f64 * 1e-9 >= at => self.offset + second,
+            _ => self.offset,
+        }
     }
 
     /// Frequency error now (oscillator plus correction), ppm.
@@ -205,7 +261,7 @@ impl SimClock {
 
     /// The clock's reading, as Unix time.
     pub fn read_unix(&self, noise: f64) -> UnixTime {
-        let nanos = i128::from(EPOCH_UNIX) * 1_000_000_000
+        let nanos = i128::from(self.epoch) * 1_000_000_000
             + i128::from(self.now_ns)
             + ((self.offset + noise) * 1e9).round() as i128;
         UnixTime::from_nanos(nanos)

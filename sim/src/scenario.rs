@@ -43,6 +43,14 @@ pub enum Role {
     Unsynchronized,
     /// A server that answers every request with a RATE kiss-o'-death.
     KissRate,
+    /// A primary that serves smeared time through the run's leap second (a linear smear
+    /// over `duration` seconds centred on it) and never announces it.
+    Smearing {
+        /// The smear's window, seconds.
+        duration: f64,
+    },
+    /// A primary of true time that announces a leap second nobody scheduled.
+    LeapLiar,
 }
 
 /// One server of a client, and the link to it.
@@ -52,6 +60,8 @@ pub struct Upstream {
     pub node: usize,
     /// The link.
     pub link: Link,
+    /// The client declares the server smeared (`[[server]] smeared = true`).
+    pub smeared: bool,
 }
 
 /// One NTP node.
@@ -106,6 +116,9 @@ pub struct NtpScenario {
     /// to what their oscillator needs give or take that, and their sources told the
     /// frequency is known to a ppm, as `ntp-client run` does. `None`: a first start.
     pub drift_file: Option<f64>,
+    /// A run around a leap second: when it starts (Unix seconds), every node with
+    /// tzdata's leap-seconds list. `None`: 2026-01-01, no list.
+    pub leap_epoch: Option<i64>,
 }
 
 /// A PTP master and slave.
@@ -178,7 +191,11 @@ fn primary(name: &str) -> Node {
 }
 
 fn up(node: usize, link: Link) -> Upstream {
-    Upstream { node, link }
+    Upstream {
+        node,
+        link,
+        smeared: false,
+    }
 }
 
 fn ntp(nodes: Vec<Node>, client: usize, happenings: Vec<Happening>) -> World {
@@ -189,6 +206,7 @@ fn ntp(nodes: Vec<Node>, client: usize, happenings: Vec<Happening>) -> World {
         poll: (4, 6),
         step: StepPolicy::default(),
         drift_file: None,
+        leap_epoch: None,
     })
 }
 
@@ -457,6 +475,79 @@ pub fn all() -> Vec<Scenario> {
                 ..CHRONY_BARS
             },
         },
+        leap_run(
+            "leap-insert",
+            "2016-12-31 23:30 UTC, a leap second at midnight: two primaries, a stratum-2 server and the client, all with tzdata's list; every clock inserts 23:59:60 in its kernel, none steps",
+            LEAP_2016 - 1800,
+            vec![
+                primary("s1"),
+                primary("s1b"),
+                client("s2", quiet, vec![up(0, lan(100e-6)), up(1, lan(100e-6))]),
+                client(
+                    "client",
+                    quiet,
+                    vec![up(2, lan(100e-6)), up(1, lan(100e-6))],
+                ),
+            ],
+            3,
+        ),
+        leap_run(
+            "leap-smear-mixed",
+            "as leap-insert, the client polling two primaries and a server declared smeared (Google's 24 h linear smear): near the leap it follows the unsmeared pair, never half-way",
+            LEAP_2016 - 1800,
+            vec![
+                primary("p1"),
+                primary("p2"),
+                Node {
+                    name: "smear".into(),
+                    clock: ClockSpec::PERFECT,
+                    role: Role::Smearing { duration: 86_400.0 },
+                },
+                client(
+                    "client",
+                    quiet,
+                    vec![
+                        up(0, lan(100e-6)),
+                        up(1, lan(100e-6)),
+                        Upstream {
+                            smeared: true,
+                            ..up(2, lan(100e-6))
+                        },
+                    ],
+                ),
+            ],
+            3,
+        ),
+        leap_run(
+            "leap-liars",
+            "2017-06-30 23:30 UTC, no leap in tzdata's list: three of five servers (true time) announce one; the client's list refuses it, nothing is armed",
+            LEAP_2017_JUNE_END - 1800,
+            vec![
+                primary("honest-1"),
+                primary("honest-2"),
+                Node {
+                    name: "liar-1".into(),
+                    clock: ClockSpec::PERFECT,
+                    role: Role::LeapLiar,
+                },
+                Node {
+                    name: "liar-2".into(),
+                    clock: ClockSpec::PERFECT,
+                    role: Role::LeapLiar,
+                },
+                Node {
+                    name: "liar-3".into(),
+                    clock: ClockSpec::PERFECT,
+                    role: Role::LeapLiar,
+                },
+                client(
+                    "client",
+                    quiet,
+                    (0..5).map(|i| up(i, lan(100e-6))).collect(),
+                ),
+            ],
+            5,
+        ),
         ptp(
             "ptp-hw",
             "PTP master and slave, 100 ns + 100 ns jitter, sync every second, hardware timestamps",
@@ -482,6 +573,32 @@ pub fn all() -> Vec<Scenario> {
             },
         ),
     ]
+}
+
+/// 2017-01-01T00:00:00Z: the last leap second so far ended 2016 at it.
+pub const LEAP_2016: i64 = 1_483_228_800;
+/// 2017-07-01T00:00:00Z: a month's end without a leap second.
+pub const LEAP_2017_JUNE_END: i64 = 1_498_867_200;
+
+/// A run of an hour from `epoch`, every node with tzdata's leap-seconds list.
+fn leap_run(
+    name: &'static str,
+    description: &'static str,
+    epoch: i64,
+    nodes: Vec<Node>,
+    client: usize,
+) -> Scenario {
+    let mut world = ntp(nodes, client, vec![]);
+    if let World::Ntp(w) = &mut world {
+        w.leap_epoch = Some(epoch);
+    }
+    Scenario {
+        name,
+        description,
+        duration: 3600.0,
+        world,
+        bars: CHRONY_BARS,
+    }
 }
 
 fn falsetickers(name: &'static str, liars: usize) -> Scenario {

@@ -19,6 +19,8 @@ pub struct NodeTrace {
     pub frequencies: Vec<f64>,
     /// Steps taken.
     pub steps: u32,
+    /// Leap seconds its kernel took.
+    pub leaps: u32,
     /// Updates the discipline refused (panic, out of range, waiting for a confirmation,
     /// no majority).
     pub discipline_errors: u32,

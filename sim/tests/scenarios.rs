@@ -233,8 +233,13 @@ fn a_rate_kiss_of_death_server_is_backed_off_and_the_client_syncs_elsewhere() {
                     Upstream {
                         node: 0,
                         link: link.clone(),
+                        smeared: false,
                     },
-                    Upstream { node: 1, link },
+                    Upstream {
+                        node: 1,
+                        link,
+                        smeared: false,
+                    },
                 ],
             },
         },
@@ -301,5 +306,40 @@ fn the_published_bound_holds_the_truth() {
                 c.ours.seconds
             );
         }
+    }
+}
+
+/// Issue 20's simulator scenarios, on seeds 1 and 2: with every source honest every
+/// clock inserts the leap second in its kernel and none steps; a client polling a
+/// smeared source beside two unsmeared ones never takes it near the leap and stays on
+/// UTC; a majority announcing a leap the list does not hold arms nothing.
+#[test]
+fn leap_seconds_are_inserted_never_mixed_with_a_smear_and_refused_when_unlisted() {
+    for seed in [1, 2] {
+        let r = run_checked("leap-insert", seed);
+        for n in &r.nodes {
+            assert_eq!((n.leaps, n.steps), (1, 0), "leap-insert {}: {n:?}", n.name);
+        }
+        let r = run_checked("leap-smear-mixed", seed);
+        let client = r.tracked().unwrap();
+        assert_eq!((client.leaps, client.steps), (1, 0));
+        assert!(!matches!(mark(&r, "smear"), '*' | '+'), "{:?}", r.sources);
+        // Never half-way to the smear (which is 0.48 s out at the start).
+        let worst = client.offsets[60..]
+            .iter()
+            .fold(0.0f64, |m, o| m.max(o.abs()));
+        assert!(worst < 1e-3, "leap-smear-mixed seed {seed}: {worst}");
+        let r = run_checked("leap-liars", seed);
+        let client = r.tracked().unwrap();
+        assert_eq!(
+            (client.leaps, client.steps),
+            (0, 0),
+            "nothing armed, no step"
+        );
+        assert_eq!(
+            r.tracking.as_ref().unwrap().leap,
+            "Insert second",
+            "the vote was there"
+        );
     }
 }
