@@ -2,7 +2,9 @@
 //! bits, strata 0 to 255, huge root delay and dispersion, offsets from microseconds to
 //! centuries), garbage datagrams, timers, transmit timestamps and refused actions.
 //! Invariants: no panic; the queues stay bounded; every clock action is finite and its
-//! frequency within the discipline's limit; a step is never asked for once observe-only.
+//! frequency within the discipline's limit; a step is never asked for once observe-only;
+//! the error bound is never negative or NaN and never shrinks as time passes without an
+//! update; a leap taken by step or slew asks for nothing beyond the limits.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -73,6 +75,23 @@ fuzz_target!(|data: &[u8]| {
                 system.handle_response(source, op, local(now), at);
             }
             4 => system.handle_transmit_timestamp(source, local(now - 0.0001)),
+            5 if byte(2) % 3 == 0 => {
+                // A leap second taken now, in a mode of the input's choice; the leap
+                // window opened or closed.
+                let leap = if byte(3) & 1 == 0 {
+                    tempora_clock_types::Leap::Insert
+                } else {
+                    tempora_clock_types::Leap::Delete
+                };
+                let mode = match byte(4) % 3 {
+                    0 => tempora_ntp::LeapMode::Kernel,
+                    1 => tempora_ntp::LeapMode::Step,
+                    _ => tempora_ntp::LeapMode::Slew,
+                };
+                system.handle_leap(leap, mode, LocalInstant::from_seconds_f64(now));
+                system.set_leap_window(byte(5) & 1 == 1);
+                system.set_source_smeared(source, byte(5) & 2 == 2);
+            }
             _ => {
                 observe_only = true;
                 system.set_observe_only(true);
@@ -100,6 +119,15 @@ fuzz_target!(|data: &[u8]| {
             if byte(5) % 7 == 0 {
                 system.handle_action_refused(action, LocalInstant::from_seconds_f64(now));
             }
+        }
+        let at = LocalInstant::from_seconds_f64(now);
+        let b0 = system.error_bound(at);
+        assert!(!b0.bound.is_nan() && b0.bound >= 0.0 && b0.drift >= 0.0, "{b0:?}");
+        let later = system.error_bound(LocalInstant::from_seconds_f64(now + 10.0));
+        if b0.status == tempora_clock_types::ClockStatus::Synchronized
+            && system.correction_remaining(at) == 0.0
+        {
+            assert!(later.bound >= b0.bound, "{b0:?} then {later:?}");
         }
         assert!(
             core::iter::from_fn(|| system.poll_event())

@@ -69,6 +69,8 @@ fn drain(port: &mut PtpPort, t: i128) -> usize {
         }
     }
     assert!(core::iter::from_fn(|| port.poll_event()).take(1000).count() <= 64);
+    let b = port.error_bound(LocalInstant::from_seconds_f64(1e6));
+    assert!(!b.bound.is_nan() && b.bound >= 0.0 && b.drift >= 0.0, "{b:?}");
     assert!(
         core::iter::from_fn(|| port.poll_action())
             .take(1000)
