@@ -68,6 +68,10 @@ pub struct BoundUpdate {
     /// the estimator's frequency error where the clock is steered, or the uncorrected
     /// frequency error plus it where it is not.
     pub frequency_error_ppm: f64,
+    /// How far the frequency walks from update to update, ppm (what an estimator fitting
+    /// a line through recent exchanges lags by); it widens the drift allowance but does
+    /// not unsettle the bound. 0 where unknown.
+    pub frequency_walk_ppm: f64,
     /// The newest exchange with a source that survived selection, where there is one
     /// from this moment: its offset and the half-width that holds the truth for certain
     /// if the source tells the truth (half its round trip, its dispersion, the source's
@@ -155,6 +159,7 @@ impl BoundTracker {
             update.root_delay,
             update.root_dispersion,
             update.frequency_error_ppm,
+            update.frequency_walk_ppm,
             update.sample.map_or(0.0, |(o, h)| o + h),
         ];
         if values.iter().any(|v| !v.is_finite()) {
@@ -214,7 +219,12 @@ impl BoundTracker {
             } else {
                 update.offset.abs()
             },
-            drift: (self.config.max_drift_ppm + k * update.frequency_error_ppm.abs()) * 1e-6,
+            drift: (self.config.max_drift_ppm
+                + k * update
+                    .frequency_error_ppm
+                    .abs()
+                    .max(update.frequency_walk_ppm.abs()))
+                * 1e-6,
         });
         self.settled = update.frequency_error_ppm.abs() <= SETTLED_PPM;
     }
@@ -290,6 +300,7 @@ mod tests {
             root_delay: 200e-6,
             root_dispersion: 20e-6,
             frequency_error_ppm: 0.1,
+            frequency_walk_ppm: 0.0,
             sample: None,
             corrected: true,
         }
@@ -367,7 +378,7 @@ mod tests {
         ) {
             let mut t = BoundTracker::new(BoundConfig::default());
             let u = BoundUpdate { offset, offset_error: err, root_delay: delay, root_dispersion: disp,
-                frequency_error_ppm: freq, sample: None, corrected };
+                frequency_error_ppm: freq, frequency_walk_ppm: 0.0, sample: None, corrected };
             t.update(&u, LocalInstant(0), 0.0);
             let b0 = t.bound(LocalInstant(0), remaining, 1e9);
             let b1 = t.bound(LocalInstant(age), remaining, 1e9);

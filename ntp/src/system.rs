@@ -192,7 +192,19 @@ pub struct NtpSystem {
     bound: BoundTracker,
     /// Near a leap second: smeared and unsmeared sources are not combined.
     leap_window: bool,
+    /// The base frequency's recent changes, ppm (a ring).
+    frequency_changes: [f64; FREQUENCY_HISTORY],
+    frequency_change_next: usize,
 }
+
+/// Updates whose frequency changes measure the walk.
+const FREQUENCY_HISTORY: usize = 8;
+/// How far, in steps of its walk, the estimator's frequency may lag a walking one: the
+/// regression fits a line through up to 64 exchanges, over which a random walk moves by
+/// about √64 = 8 of its per-update steps.
+const WALK_LAG: f64 = 8.0;
+/// The largest change taken for a step of the walk, ppm.
+const WALK_MAX_PPM: f64 = 10.0;
 
 impl NtpSystem {
     /// A system over `sources`, starting from the frequency the clock has now.
@@ -240,6 +252,8 @@ impl NtpSystem {
             next_transmit: 0,
             bound: BoundTracker::new(BoundConfig::default()),
             leap_window: false,
+            frequency_changes: [0.0; FREQUENCY_HISTORY],
+            frequency_change_next: 0,
         }
     }
 
@@ -678,27 +692,30 @@ impl NtpSystem {
                 let gap = |(o, h): &(f64, f64)| (o - estimate.offset).abs() + h;
                 gap(a).total_cmp(&gap(b))
             });
-        let measured = |frequency_error_ppm: f64, corrected: bool| BoundUpdate {
-            offset: estimate.offset,
-            // The system jitter: the system peer's own and the survivors' spread.
-            offset_error: estimate.jitter,
-            // To the primary reference and back: the server's root delay and ours to it.
-            root_delay: estimate.root_delay,
-            // What the server says of its own error, and our sample's (precision, the
-            // estimate's standard error). The announced root dispersion also carries the
-            // jitter, the offset and RFC 5905's 15 ppm aging; the bound has terms of its
-            // own for those.
-            root_dispersion: peer_candidate.root_dispersion + peer_candidate.dispersion,
-            frequency_error_ppm,
-            sample,
-            corrected,
-        };
+        let measured =
+            |frequency_error_ppm: f64, frequency_walk_ppm: f64, corrected: bool| BoundUpdate {
+                offset: estimate.offset,
+                // The system jitter: the system peer's own and the survivors' spread.
+                offset_error: estimate.jitter,
+                // To the primary reference and back: the server's root delay and ours to it.
+                root_delay: estimate.root_delay,
+                // What the server says of its own error, and our sample's (precision, the
+                // estimate's standard error). The announced root dispersion also carries the
+                // jitter, the offset and RFC 5905's 15 ppm aging; the bound has terms of its
+                // own for those.
+                root_dispersion: peer_candidate.root_dispersion + peer_candidate.dispersion,
+                frequency_error_ppm,
+                frequency_walk_ppm,
+                sample,
+                corrected,
+            };
         if self.config.observe_only {
             // Nothing corrects the clock: its whole offset and frequency error stay.
             let drift_ppm = estimate
                 .frequency
                 .map_or(MAX_UNSTEERED_PPM, |(f, e)| (f.abs() + e.abs()) * 1e6);
-            self.bound.update(&measured(drift_ppm, false), now, 0.0);
+            self.bound
+                .update(&measured(drift_ppm, 0.0, false), now, 0.0);
             self.last_update = Some(now);
             self.updates += 1;
             return Ok(ActionList::new());
@@ -736,14 +753,31 @@ impl NtpSystem {
             ),
             Steering::Rfc(r) => r.update(estimate.offset, now),
         };
+        let mut walk = 0.0;
         let frequency_error_ppm = match &self.steering {
-            Steering::Default(d) => d.frequency_error_ppm().max(d.frequency_change_ppm().abs()),
+            Steering::Default(d) => {
+                let change = d.frequency_change_ppm();
+                // The walk of a settled frequency: the large moves while it settles are
+                // the frequency error's business, not the walk's.
+                if result.is_ok() && change.abs() <= WALK_MAX_PPM {
+                    self.frequency_changes[self.frequency_change_next % FREQUENCY_HISTORY] = change;
+                    self.frequency_change_next += 1;
+                }
+                // A frequency that walks: the estimator, fitting a line through the
+                // last several exchanges, lags it by about the walk over them.
+                let seen = self.frequency_change_next.min(FREQUENCY_HISTORY);
+                if seen >= 4 {
+                    let squares: f64 = self.frequency_changes[..seen].iter().map(|c| c * c).sum();
+                    walk = WALK_LAG * libm::sqrt(squares / seen as f64);
+                }
+                d.frequency_error_ppm().max(change.abs())
+            }
             Steering::Rfc(_) => frequency_error_ppm,
         };
         // A refused correction (a step beyond the panic threshold, say) leaves the whole
         // offset on the clock.
         self.bound.update(
-            &measured(frequency_error_ppm, result.is_ok()),
+            &measured(frequency_error_ppm, walk, result.is_ok()),
             now,
             remaining_before,
         );

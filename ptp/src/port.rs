@@ -305,6 +305,7 @@ impl<S: Servo + Clone, F: OffsetFilter + Clone> PtpPort<S, F> {
                 root_delay: 2.0 * path_delay,
                 root_dispersion: 0.0,
                 frequency_error_ppm,
+                frequency_walk_ppm: 0.0,
                 sample: Some((-sample.raw_offset_ns * 1e-9, path_delay)),
                 corrected: false,
             },

@@ -260,9 +260,9 @@ fn a_rate_kiss_of_death_server_is_backed_off_and_the_client_syncs_elsewhere() {
 /// Issue 19's bar: in every NTP scenario over seeds 1-5, the bound an application reads
 /// from the client's published segment holds the true error in at least 99.99% of the
 /// seconds it is trusted, and it never misses more often than ClockBound's formula over
-/// the same tracking data. The wandering oscillator does not reach 99.99% yet
-/// (docs/clock-bound.md: its estimator lags a frequency walking by several ppm); it is
-/// held to 99.8%.
+/// the same tracking data; and it is not uselessly wide (at most 20 times the RMS error:
+/// issue 19's bar of 10 is met where half the round trip is not most of the bound, see
+/// docs/clock-bound.md).
 #[test]
 fn the_published_bound_holds_the_truth() {
     use tempora_sim::coverage::{COVERAGE_BAR, coverage};
@@ -271,9 +271,7 @@ fn the_published_bound_holds_the_truth() {
         let Some(c) = coverage(&scenario, &seeds) else {
             continue;
         };
-        let bar = if c.scenario == "wander-1e-7" {
-            0.998
-        } else if c.scenario.starts_with("ptp") {
+        let bar = if c.scenario.starts_with("ptp") {
             // One Sync a second with 10 us of software-timestamp noise: one miss in
             // 2888 s (docs/clock-bound.md).
             0.999
@@ -295,6 +293,17 @@ fn the_published_bound_holds_the_truth() {
             c.ours.misses(),
             c.clockbound.misses()
         );
+        // PTP's bound is mostly the mean path delay (100 ns here, against 26 ns RMS): the
+        // asymmetry no exchange can see.
+        if c.ours.trusted > 0 && !c.scenario.starts_with("ptp") {
+            assert!(
+                c.width_ratio() <= 20.0,
+                "{}: median bound {} is {:.1}x the RMS error",
+                c.scenario,
+                c.ours.median,
+                c.width_ratio()
+            );
+        }
         // A bound is claimed for most of the run wherever the client synchronises (with
         // 100 ms of jitter the frequency settles more slowly).
         if c.scenario != "falsetickers-3of5" {
