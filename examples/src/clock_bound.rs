@@ -62,7 +62,8 @@ impl ClockBoundConfig {
         if let Ok(gid) = group.parse::<u32>() {
             return Ok(Some(gid));
         }
-        // /etc/group: name:password:gid:members.
+        // /etc/group: name:password:gid:members. Read here rather than through getgrnam:
+        // std has no binding, and the daemons leave libc (and unsafe) to sys-clock.
         let groups = std::fs::read_to_string("/etc/group")
             .map_err(|e| format!("reading /etc/group: {e}"))?;
         groups
