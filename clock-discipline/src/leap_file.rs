@@ -11,7 +11,7 @@
 //! the update time, the expiry, then each data line's two numbers.
 
 use sha1::{Digest, Sha1};
-use tempora_clock_types::Leap;
+use tempora_clock_types::{Leap, days_from_civil};
 
 /// The most entries a list may hold.
 pub const MAX_LEAP_ENTRIES: usize = 64;
@@ -350,17 +350,6 @@ pub(crate) fn next_month_start(unix: i64) -> i64 {
         (year, month + 1)
     };
     days_from_civil(y, m, 1) * 86_400
-}
-
-/// Days since 1970-01-01 of a civil date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(month) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

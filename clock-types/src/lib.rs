@@ -17,6 +17,18 @@ pub mod bound;
 
 pub use bound::{BoundReadError, BoundReading, BoundSnapshot, ClockStatus, ErrorBound};
 
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
+/// algorithm): the calendar the leap-seconds list and the RTC count in.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(month) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// A point on the local clock's timescale, in nanoseconds from an arbitrary origin.
 /// Integer, so that long runs lose no precision; differences come out as `f64` seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -257,6 +269,15 @@ impl<'a> IntoIterator for &'a ActionList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_dates_count_days_from_the_epoch() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        // 2016-12-31, the last leap second's day; 2036-02-07, NTP's era 1.
+        assert_eq!(days_from_civil(2016, 12, 31), 17_166);
+        assert_eq!(days_from_civil(2036, 2, 7), 24_143);
+    }
 
     #[test]
     fn corrections_of_actions() {

@@ -228,17 +228,6 @@ struct RtcTime {
 /// `RTC_RD_TIME`: `_IOR('p', 0x09, struct rtc_time)`.
 const RTC_RD_TIME: libc::c_ulong = 0x8024_7009;
 
-/// Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 impl Rtc {
     /// Opens the RTC device (`/dev/rtc0` usually; it takes root or the device's group).
     pub fn open(path: &Path) -> Result<Self, Error> {
@@ -256,10 +245,10 @@ impl Rtc {
         if unsafe { libc::ioctl(self.file.as_raw_fd(), RTC_RD_TIME as _, &mut tm) } < 0 {
             return Err(Error::last_os("RTC_RD_TIME"));
         }
-        let days = days_from_civil(
+        let days = tempora_clock_types::days_from_civil(
             i64::from(tm.year) + 1900,
-            i64::from(tm.mon) + 1,
-            i64::from(tm.mday),
+            u32::try_from(tm.mon + 1).unwrap_or(1),
+            u32::try_from(tm.mday).unwrap_or(1),
         );
         Ok(days * 86_400 + i64::from(tm.hour) * 3600 + i64::from(tm.min) * 60 + i64::from(tm.sec))
     }
@@ -631,15 +620,6 @@ mod tests {
         writer.write(&snapshot);
         assert_eq!(reader.now().unwrap().status, ClockStatus::Disrupted);
         std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn civil_dates_count_days_from_the_epoch() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        // 2016-12-31, the last leap second's day.
-        assert_eq!(days_from_civil(2016, 12, 31), 17_166);
-        assert_eq!(days_from_civil(2036, 2, 7), 24_143);
     }
 
     #[test]
